@@ -1,0 +1,66 @@
+# imaging-consent: one entry point for install, compile, test, gas and benchmarks.
+# Every target installs what it needs on first use; a second run reuses what is there.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SOLC_VERSION := 0.8.37
+NETWORK ?= ganache-cli
+
+# brownie and py-solc-x find the offline compiler here; node_modules/.bin has ganache and anvil.
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
+
+INSTALLED_PY := $(VENV)/.installed
+INSTALLED_NODE := node_modules/.installed
+SOLC := .solcx/solc-v$(SOLC_VERSION)
+SOURCES := $(wildcard contracts/*.sol interfaces/*.sol) brownie-config.yaml
+COMPILED := build/.compiled
+
+.PHONY: install compile test test-contracts test-client lint typecheck gas artifacts demo bench clean
+
+install: $(INSTALLED_PY) $(INSTALLED_NODE) $(SOLC)
+
+$(INSTALLED_PY): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(INSTALLED_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SOLC): $(INSTALLED_NODE) scripts/solc/solc-offline.js
+	mkdir -p $(dir $@)
+	ln -sf ../scripts/solc/solc-offline.js $@
+	$@ --version | grep -q '$(SOLC_VERSION)'
+
+compile: $(COMPILED)
+
+$(COMPILED): $(SOURCES) $(INSTALLED_PY) $(SOLC)
+	$(BIN)/brownie compile
+	touch $@
+
+lint: $(INSTALLED_PY)
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
+
+typecheck: $(INSTALLED_PY)
+	$(BIN)/mypy
+
+test-contracts: $(COMPILED)
+	$(BIN)/brownie test tests/contracts --network $(NETWORK)
+
+test-client: $(COMPILED)
+	$(BIN)/python -m pytest -p no:pytest-brownie tests/client
+
+test: lint typecheck test-contracts test-client
+
+gas: $(COMPILED)
+	$(BIN)/brownie run scripts/gas.py --network $(NETWORK)
+
+clean:
+	rm -rf build reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
