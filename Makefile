@@ -45,8 +45,8 @@ $(COMPILED): $(SOURCES) $(INSTALLED_PY) $(SOLC)
 	touch $@
 
 lint: $(INSTALLED_PY)
-	$(BIN)/ruff check src tests scripts bench
-	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 typecheck: $(INSTALLED_PY)
 	$(BIN)/mypy

@@ -1,0 +1,5 @@
+"""Smoke test: the suite compiles and deploys on the brownie-launched Ganache."""
+
+
+def test_consent_registry_deploys(consent):
+    assert consent.nonces(consent.address) == 0
