@@ -35,7 +35,8 @@ $(INSTALLED_NODE): package.json package-lock.json
 
 $(SOLC): $(INSTALLED_NODE) scripts/solc/solc-offline.js
 	mkdir -p $(dir $@)
-	ln -sf ../scripts/solc/solc-offline.js $@
+	printf '#!/bin/sh\nexec node "$$(dirname "$$0")/../scripts/solc/solc-offline.js" "$$@"\n' > $@
+	chmod +x $@
 	$@ --version | grep -q '$(SOLC_VERSION)'
 
 compile: $(COMPILED)
