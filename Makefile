@@ -60,6 +60,10 @@ test-client: $(COMPILED)
 
 test: lint typecheck test-contracts test-client
 
+# Regenerate the ABI and bytecode the Python package ships (commit the result).
+artifacts: $(COMPILED)
+	$(BIN)/python scripts/export_artifacts.py
+
 gas: $(COMPILED)
 	$(BIN)/brownie run scripts/gas.py --network $(NETWORK)
 

@@ -27,11 +27,55 @@ class ContractError(ImagingConsentError):
     """A problem with deployed contracts, their manifest or a call to them."""
 
 
+class ContractRevertError(ContractError):
+    """A contract call reverted with a custom error, decoded from the suite's ABIs.
+
+    Attributes:
+        error_name: The Solidity error's name, e.g. ``ConsentRegistryExpiredSignature``.
+        error_args: Its arguments by name.
+    """
+
+    def __init__(
+        self, message: str, *, error_name: str = "", error_args: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.error_args = dict(error_args or {})
+
+
+class MissingRoleError(ContractRevertError, PermissionError):
+    """The sending account lacks the contract role the call needs."""
+
+
 # --- consent -----------------------------------------------------------------------------------
 
 
 class ConsentError(ImagingConsentError):
     """A problem with a consent grant, revocation or signature."""
+
+
+class InvalidGrantError(ContractRevertError, ConsentError, ValueError):
+    """A grant's values are invalid: zero grantee, no or reserved purposes, or a bad window."""
+
+
+class NotDelegateError(ContractRevertError, ConsentError, PermissionError):
+    """The sender acted for a patient without being their delegate."""
+
+
+class InvalidDelegateError(ContractRevertError, ConsentError, ValueError):
+    """A patient named the zero address or themselves as delegate."""
+
+
+class SignatureExpiredError(ContractRevertError, ConsentError, ValueError):
+    """A signed consent was submitted after its deadline."""
+
+
+class InvalidSignatureError(ContractRevertError, ConsentError, ValueError):
+    """A signature was not made by the patient over this exact message (or was replayed)."""
+
+
+class GrantNotFoundError(ContractRevertError, ConsentError, LookupError):
+    """There is no grant to revoke for that patient, grantee and scope."""
 
 
 # --- dicom -------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Decode Solidity custom errors into the package's typed exceptions.
+
+web3.py raises ``ContractCustomError`` carrying raw revert bytes. :func:`decode_revert` looks the
+4-byte selector up among the custom errors of every contract in the suite (including the
+OpenZeppelin errors they inherit), decodes the arguments and returns the matching exception with
+a readable message. Callers never see raw revert bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_hash.auto import keccak
+
+from imaging_consent import errors
+from imaging_consent.contracts.artifacts import SUITE, load_artifact
+
+_Formatter = Callable[[dict[str, Any]], str]
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _hex(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+# Solidity error name -> (exception class, message). Unlisted errors become ContractRevertError.
+_KNOWN: dict[str, tuple[type[errors.ContractRevertError], _Formatter]] = {
+    "ConsentRegistryZeroGrantee": (
+        errors.InvalidGrantError,
+        lambda a: "the grantee must not be the zero address",
+    ),
+    "ConsentRegistryInvalidPurposes": (
+        errors.InvalidGrantError,
+        lambda a: (
+            f"invalid purposes bitmask {a['purposes']:#x}: "
+            "it must set at least one known PurposeOfUse bit (0-6) and no other"
+        ),
+    ),
+    "ConsentRegistryInvalidWindow": (
+        errors.InvalidGrantError,
+        lambda a: (
+            f"invalid validity window: expiresAt {a['expiresAt']} must be after notBefore "
+            f"{a['notBefore']} and after the current block time"
+        ),
+    ),
+    "ConsentRegistryNotDelegate": (
+        errors.NotDelegateError,
+        lambda a: f"{a['caller']} is not a delegate of patient {a['patient']}",
+    ),
+    "ConsentRegistryInvalidDelegate": (
+        errors.InvalidDelegateError,
+        lambda a: f"{a['delegate']} cannot be a delegate (zero address or the patient)",
+    ),
+    "ConsentRegistryExpiredSignature": (
+        errors.SignatureExpiredError,
+        lambda a: (
+            f"signature expired: its deadline {a['deadline']} ({_when(a['deadline'])}) has passed"
+        ),
+    ),
+    "ConsentRegistryInvalidSigner": (
+        errors.InvalidSignatureError,
+        lambda a: (
+            f"signature is not valid for patient {a['patient']} "
+            "(wrong signer, altered message, another chain or contract, or an already used nonce)"
+        ),
+    ),
+    "ConsentRegistryGrantNotFound": (
+        errors.GrantNotFoundError,
+        lambda a: f"no grant from {a['patient']} to {a['grantee']} for scope {_hex(a['scope'])}",
+    ),
+    "AccessControlUnauthorizedAccount": (
+        errors.MissingRoleError,
+        lambda a: f"{a['account']} lacks role {_hex(a['neededRole'])}",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorAbi:
+    name: str
+    arg_names: tuple[str, ...]
+    arg_types: tuple[str, ...]
+
+
+@cache
+def _error_table() -> dict[bytes, _ErrorAbi]:
+    table: dict[bytes, _ErrorAbi] = {}
+    for contract in SUITE:
+        try:
+            abi = load_artifact(contract).abi
+        except errors.ContractError:
+            continue
+        for entry in abi:
+            if entry.get("type") != "error":
+                continue
+            types = tuple(i["type"] for i in entry["inputs"])
+            selector = keccak(f"{entry['name']}({','.join(types)})".encode())[:4]
+            table[selector] = _ErrorAbi(
+                entry["name"], tuple(i["name"] for i in entry["inputs"]), types
+            )
+    return table
+
+
+def decode_revert(data: bytes | str) -> errors.ContractRevertError:
+    """Turn raw revert data into the matching typed exception (not raised).
+
+    Args:
+        data: The revert bytes, or their 0x-prefixed hex.
+
+    Returns:
+        An instance of the mapped exception class, or a plain ``ContractRevertError``
+        naming the error when it is not mapped, or saying the data are unknown.
+    """
+    raw = (
+        bytes.fromhex(data[2:] if data.startswith("0x") else data)
+        if isinstance(data, str)
+        else data
+    )
+    spec = _error_table().get(raw[:4])
+    if spec is None:
+        return errors.ContractRevertError(f"contract reverted with unknown data 0x{raw.hex()}")
+    values = abi_decode(list(spec.arg_types), raw[4:])
+    args = dict(zip(spec.arg_names, values, strict=True))
+    cls, message = _KNOWN.get(spec.name, (errors.ContractRevertError, None))
+    if message is None:
+        shown = ", ".join(f"{k}={_hex(v)}" for k, v in args.items())
+        text = f"{spec.name}({shown})"
+    else:
+        text = message(args)
+    return cls(text, error_name=spec.name, error_args=args)

@@ -1,0 +1,47 @@
+"""Custom-error decoding into typed exceptions."""
+
+from __future__ import annotations
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from imaging_consent import errors
+from imaging_consent.contracts import decode_revert
+
+
+def _revert(signature: str, types: list[str], values: list[object]) -> bytes:
+    return keccak(text=signature)[:4] + encode(types, values)
+
+
+def test_decode_revert_expired_signature_is_typed() -> None:
+    data = _revert("ConsentRegistryExpiredSignature(uint256)", ["uint256"], [1_700_000_000])
+
+    exc = decode_revert(data)
+
+    assert isinstance(exc, errors.SignatureExpiredError)
+    assert isinstance(exc, errors.ConsentError)
+    assert isinstance(exc, ValueError)
+    assert exc.error_args == {"deadline": 1_700_000_000}
+    assert "2023-11-14T22:13:20+00:00" in str(exc)
+
+
+def test_decode_revert_hex_string_and_missing_role() -> None:
+    account = "0x" + "ab" * 20
+    role = keccak(text="SITE_ROLE")
+    data = _revert(
+        "AccessControlUnauthorizedAccount(address,bytes32)", ["address", "bytes32"], [account, role]
+    )
+
+    exc = decode_revert("0x" + data.hex())
+
+    assert isinstance(exc, errors.MissingRoleError)
+    assert isinstance(exc, PermissionError)
+    assert exc.error_name == "AccessControlUnauthorizedAccount"
+    assert role.hex() in str(exc)
+
+
+def test_decode_revert_unknown_selector_is_generic() -> None:
+    exc = decode_revert(b"\xde\xad\xbe\xef")
+
+    assert type(exc) is errors.ContractRevertError
+    assert "0xdeadbeef" in str(exc)
