@@ -1,4 +1,4 @@
-"""StudyRegistry.updateContent: the registering site replaces a study's content, as a new version."""
+"""StudyRegistry.updateContent: the registering site replaces content, as a new version."""
 
 from eth_hash.auto import keccak
 
