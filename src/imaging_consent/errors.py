@@ -27,6 +27,10 @@ class ContractError(ImagingConsentError):
     """A problem with deployed contracts, their manifest or a call to them."""
 
 
+class ManifestError(ContractError, ValueError):
+    """A deployment manifest is missing, malformed or of an unknown schema version."""
+
+
 # --- consent -----------------------------------------------------------------------------------
 
 
