@@ -1,4 +1,4 @@
-"""Access-record leaves (the on-chain cross-check is tests/contracts/test_access_log_verify_record)."""
+"""Access-record leaves; tests/contracts/test_access_log_verify_record checks them on chain."""
 
 from __future__ import annotations
 
