@@ -47,6 +47,10 @@ class MissingRoleError(ContractRevertError, PermissionError):
     """The sending account lacks the contract role the call needs."""
 
 
+class ManifestError(ContractError, ValueError):
+    """A deployment manifest is missing, malformed or of an unknown schema version."""
+
+
 # --- consent -----------------------------------------------------------------------------------
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+import brownie
 import pytest
+from eth_hash.auto import keccak
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +47,81 @@ def relayer(accounts):
 @pytest.fixture(scope="module")
 def consent(ConsentRegistry, admin):
     return ConsentRegistry.deploy({"from": admin})
+
+
+# --- provenance: StudyRegistry and AccessLog -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="module")
+def gateway(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="module")
+def emergency(accounts):
+    """A clinician holding EMERGENCY_ROLE in the access log."""
+    return accounts[8]
+
+
+@pytest.fixture(scope="module")
+def other_site(accounts):
+    return accounts[9]
+
+
+@pytest.fixture(scope="module")
+def study_registry(StudyRegistry, admin, site, other_site):
+    registry = StudyRegistry.deploy(admin, {"from": admin})
+    for account in (site, other_site):
+        registry.grantRole(registry.SITE_ROLE(), account, {"from": admin})
+    return registry
+
+
+@pytest.fixture(scope="module")
+def access_log(AccessLog, consent, study_registry, admin, gateway, emergency):
+    log = AccessLog.deploy(consent, study_registry, admin, {"from": admin})
+    log.grantRole(log.GATEWAY_ROLE(), gateway, {"from": admin})
+    log.grantRole(log.EMERGENCY_ROLE(), emergency, {"from": admin})
+    return log
+
+
+@pytest.fixture(scope="module")
+def study_key():
+    """An opaque study key, as a site derives it (keccak256(pepper ‖ StudyInstanceUID))."""
+    return keccak(b"site-pepper" + b"1.2.826.0.1.3680043.8.498.1")
+
+
+@pytest.fixture(scope="module")
+def content_root():
+    return keccak(b"content root")
+
+
+@pytest.fixture
+def registered(study_registry, site, patient, study_key, content_root):
+    """The transaction registering `study_key` for `patient` at `site`, with 3 instances."""
+    return study_registry.registerStudy(study_key, patient, content_root, 3, {"from": site})
+
+
+def _revert_arg(value):
+    """Render a custom error argument the way brownie prints it in a revert message."""
+    if isinstance(value, bytes):
+        return re.escape(repr(value))
+    if hasattr(value, "address"):
+        return value.address.lower()
+    if isinstance(value, str) and value.startswith("0x"):
+        return value.lower()
+    return re.escape(str(value))
+
+
+@pytest.fixture(scope="session")
+def custom_error():
+    """`custom_error("Name", *args)`: a `brownie.reverts` matching that custom error exactly."""
+
+    def reverts(name, *args):
+        return brownie.reverts(revert_pattern=f"{name}: " + ", ".join(map(_revert_arg, args)))
+
+    return reverts

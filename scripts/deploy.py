@@ -1,0 +1,177 @@
+"""Deploy ConsentRegistry, StudyRegistry and AccessLog, grant roles, write the manifest.
+
+Run with ``brownie run scripts/deploy.py --network <net>``. The manifest goes to
+``deployments/<chainId>.json`` (schema in docs/deployments.md). Configuration, all optional, comes
+from the environment, so no key ever sits in a flag or a file in the repository:
+
+- ``IMAGING_CONSENT_DEPLOYER_KEY``: the deployer's private key (hex). Otherwise
+  ``IMAGING_CONSENT_DEPLOYER_ID``: a brownie keystore account id (the password is prompted).
+  Otherwise, on a local development chain only (chain id 1337 or 31337), ``accounts[0]``.
+- ``IMAGING_CONSENT_SITES``, ``IMAGING_CONSENT_GATEWAYS``, ``IMAGING_CONSENT_EMERGENCY``:
+  comma-separated addresses granted ``SITE_ROLE`` (StudyRegistry), ``GATEWAY_ROLE`` and
+  ``EMERGENCY_ROLE`` (AccessLog). On a development chain, unset SITES and GATEWAYS default to the
+  deployer; elsewhere every list defaults to empty.
+- ``IMAGING_CONSENT_ADMIN``: the account that ends up with ``DEFAULT_ADMIN_ROLE`` on both
+  role-based contracts (default: the deployer). If it differs, the deployer grants it and then
+  renounces its own admin role, after granting the roles above.
+- ``IMAGING_CONSENT_DEPLOYMENTS``: the manifest folder (default ``deployments``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from brownie import AccessLog, ConsentRegistry, StudyRegistry, accounts, chain, config
+from eth_utils.address import to_checksum_address
+
+from imaging_consent.manifest import (
+    CompilerSettings,
+    DeployedContract,
+    Manifest,
+    RoleGrant,
+    manifest_path,
+)
+
+DEV_CHAIN_IDS = frozenset({1337, 31337})
+
+
+@dataclass(frozen=True, slots=True)
+class RolePlan:
+    """Who receives which role at deployment."""
+
+    sites: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    emergency: tuple[str, ...] = ()
+    admin: str | None = None
+
+
+def _addresses(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(to_checksum_address(a.strip()) for a in value.split(",") if a.strip())
+
+
+def plan_from_env(deployer: str, chain_id: int, env: dict[str, str] | None = None) -> RolePlan:
+    """Read the role plan from the environment, with the development-chain defaults."""
+    env = dict(os.environ if env is None else env)
+    dev = (to_checksum_address(deployer),) if chain_id in DEV_CHAIN_IDS else ()
+    sites = _addresses(env.get("IMAGING_CONSENT_SITES"))
+    gateways = _addresses(env.get("IMAGING_CONSENT_GATEWAYS"))
+    admin = env.get("IMAGING_CONSENT_ADMIN")
+    return RolePlan(
+        sites=dev if sites is None else sites,
+        gateways=dev if gateways is None else gateways,
+        emergency=_addresses(env.get("IMAGING_CONSENT_EMERGENCY")) or (),
+        admin=to_checksum_address(admin) if admin else None,
+    )
+
+
+def compiler_settings() -> CompilerSettings:
+    """The settings the deployed bytecode was compiled with (build artifact and config)."""
+    build = ConsentRegistry._build["compiler"]
+    return CompilerSettings(
+        solc_version=build["version"],
+        evm_version=build["evm_version"],
+        optimizer_enabled=bool(build["optimizer"]["enabled"]),
+        optimizer_runs=int(build["optimizer"]["runs"]),
+        via_ir=bool(config["compiler"]["solc"].get("viaIR") or False),
+    )
+
+
+def _deployed(tx: Any) -> DeployedContract:
+    return DeployedContract(
+        address=to_checksum_address(tx.contract_address),
+        tx_hash="0x" + tx.txid.removeprefix("0x"),
+        block_number=tx.block_number,
+    )
+
+
+def deploy(deployer: Any, plan: RolePlan, out_dir: str | os.PathLike[str]) -> Manifest:
+    """Deploy the contracts in dependency order, grant roles and write the manifest.
+
+    Args:
+        deployer: The brownie account that sends every transaction.
+        plan: Who receives which role, and the final admin.
+        out_dir: Folder of the manifest; the file is ``<chainId>.json``.
+
+    Returns:
+        The manifest written.
+    """
+    tx = {"from": deployer}
+    consent = ConsentRegistry.deploy(tx)
+    studies = StudyRegistry.deploy(deployer, tx)
+    log = AccessLog.deploy(consent, studies, deployer, tx)
+    deployments = {
+        name: _deployed(c.tx)
+        for name, c in (
+            ("ConsentRegistry", consent),
+            ("StudyRegistry", studies),
+            ("AccessLog", log),
+        )
+    }
+
+    roles: list[RoleGrant] = []
+    for name, contract, role, members in (
+        ("StudyRegistry", studies, "SITE_ROLE", plan.sites),
+        ("AccessLog", log, "GATEWAY_ROLE", plan.gateways),
+        ("AccessLog", log, "EMERGENCY_ROLE", plan.emergency),
+    ):
+        for account in members:
+            contract.grantRole(getattr(contract, role)(), account, tx)
+            roles.append(RoleGrant(name, role, to_checksum_address(account)))
+    admin = plan.admin or deployer.address
+    if admin != deployer.address:
+        for name, contract in (("StudyRegistry", studies), ("AccessLog", log)):
+            admin_role = contract.DEFAULT_ADMIN_ROLE()
+            contract.grantRole(admin_role, admin, tx)
+            contract.renounceRole(admin_role, deployer, tx)
+            roles.append(RoleGrant(name, "DEFAULT_ADMIN_ROLE", to_checksum_address(admin)))
+
+    first = deployments["ConsentRegistry"].block_number
+    stamp = datetime.fromtimestamp(chain[first].timestamp, tz=timezone.utc)
+    manifest = Manifest(
+        chain_id=chain.id,
+        deployer=to_checksum_address(deployer.address),
+        block_number=first,
+        deployed_at=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        compiler=compiler_settings(),
+        contracts=deployments,
+        roles=tuple(roles),
+    )
+    manifest.write(manifest_path(out_dir, chain.id))
+    return manifest
+
+
+def load_deployer(env: dict[str, str] | None = None) -> Any:
+    """The deployer account, from the environment or, on a development chain, accounts[0].
+
+    Raises:
+        RuntimeError: If no deployer is configured on a chain that is not a development chain.
+    """
+    env = dict(os.environ if env is None else env)
+    if key := env.get("IMAGING_CONSENT_DEPLOYER_KEY"):
+        return accounts.add(key)
+    if account_id := env.get("IMAGING_CONSENT_DEPLOYER_ID"):
+        return accounts.load(account_id)
+    if chain.id in DEV_CHAIN_IDS and len(accounts) > 0:
+        return accounts[0]
+    raise RuntimeError(
+        f"no deployer for chain {chain.id}: set IMAGING_CONSENT_DEPLOYER_KEY or "
+        "IMAGING_CONSENT_DEPLOYER_ID"
+    )
+
+
+def main() -> Manifest:
+    """Deploy with the configuration from the environment and print where things went."""
+    deployer = load_deployer()
+    plan = plan_from_env(deployer.address, chain.id)
+    out_dir = Path(os.environ.get("IMAGING_CONSENT_DEPLOYMENTS", "deployments"))
+    manifest = deploy(deployer, plan, out_dir)
+    for name, contract in manifest.contracts.items():
+        print(f"{name}: {contract.address}")
+    print(f"manifest: {manifest_path(out_dir, manifest.chain_id)}")
+    return manifest
