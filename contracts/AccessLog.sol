@@ -74,6 +74,16 @@ contract AccessLog is IAccessLog, AccessControl {
     }
 
     /// @inheritdoc IAccessLog
+    function checkAccess(bytes32 studyKey, address accessor, uint8 purpose)
+        external
+        view
+        returns (address patient, bytes32 contentRoot, bool permitted, bool identified)
+    {
+        (patient,, contentRoot,,) = _studyRegistry.studyOf(studyKey);
+        (permitted, identified) = _consentRegistry.isPermitted(patient, accessor, studyKey, purpose);
+    }
+
+    /// @inheritdoc IAccessLog
     function consentRegistry() external view returns (IConsentRegistry) {
         return _consentRegistry;
     }

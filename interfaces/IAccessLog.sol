@@ -131,6 +131,14 @@ interface IAccessLog {
     /// @dev Caller must hold `GATEWAY_ROLE`. Nothing is stored; see the contract notes on batch ids.
     function anchorBatch(bytes32 root, uint32 count, bytes32 batchId) external;
 
+    /// @notice What `recordAccess` would decide now, plus what a gateway needs to release: one call.
+    /// @dev A view for gateways: the study's patient and current content root, and
+    /// `ConsentRegistry.isPermitted`. Reverts with `StudyRegistryUnknownStudy` for an unknown key.
+    function checkAccess(bytes32 studyKey, address accessor, uint8 purpose)
+        external
+        view
+        returns (address patient, bytes32 contentRoot, bool permitted, bool identified);
+
     /// @notice The ConsentRegistry asked on every `recordAccess`.
     function consentRegistry() external view returns (IConsentRegistry);
 

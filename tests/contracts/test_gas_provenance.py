@@ -7,11 +7,11 @@ from scripts.gas_provenance import measure
 EXPECTED = {
     "register_study": 95_920,
     "update_content": 37_599,
-    "record_access": 39_908,
-    "record_access_deidentified": 42_677,
-    "record_access_denied": 42_591,
-    "record_break_glass": 36_025,
-    "anchor_batch": 27_194,
+    "record_access": 39_902,
+    "record_access_deidentified": 42_671,
+    "record_access_denied": 42_585,
+    "record_break_glass": 36_019,
+    "anchor_batch": 27_223,
     "anchor_batch_per_record_1000": 28,
 }
 
