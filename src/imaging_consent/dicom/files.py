@@ -114,7 +114,7 @@ def read_dicom(
     source: Source,
     *,
     stop_before_pixels: bool = False,
-    specific_tags: Sequence[int | str] | None = None,
+    specific_tags: Sequence[int] | None = None,
     defer_size: int | None = None,
 ) -> Dataset:
     """Read a DICOM Part 10 file with pydicom, checking it is complete.
@@ -215,7 +215,9 @@ def check_complete(ds: Dataset, fp: BinaryIO, size: int, label: str) -> None:
             encapsulated_value_length(fp, pixel.is_little_endian, label)
         return
     if ts.is_encapsulated:
-        raise DicomReadError(f"{label}: defined-length PixelData in an encapsulated transfer syntax")
+        raise DicomReadError(
+            f"{label}: defined-length PixelData in an encapsulated transfer syntax"
+        )
     expected = expected_native_length(ds, label)
     if pixel.length < expected:
         raise DicomTruncatedError(
