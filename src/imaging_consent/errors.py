@@ -86,6 +86,10 @@ class UnknownInstanceError(StoreError, LookupError):
     """The store holds no instance with the given SOP Instance UID."""
 
 
+class StaleIndexError(StoreError):
+    """A file changed or vanished since the store indexed it; refresh the index."""
+
+
 # --- release -----------------------------------------------------------------------------------
 
 
