@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 Source: TypeAlias = "str | os.PathLike[str] | BinaryIO"
 
 PIXEL_DATA_TAG = 0x7FE00010
+# Float Pixel Data and Double Float Pixel Data: images whose pixels are not PixelData.
+_OTHER_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM_TAG = (0xFFFE, 0xE000)
 _SEQUENCE_DELIMITER_TAG = (0xFFFE, 0xE0DD)
@@ -148,7 +150,9 @@ def read_dicom(
                 specific_tags=list(specific_tags) if specific_tags is not None else None,
                 defer_size=defer_size,
             )
-            check_complete(ds, fp, size, label)
+            check_complete(
+                ds, fp, size, label, whole=not stop_before_pixels and specific_tags is None
+            )
         except DicomError:
             raise
         except _READ_ERRORS as exc:
@@ -169,14 +173,18 @@ def transfer_syntax(ds: Dataset, label: str) -> UID:
     return UID(str(ts))
 
 
-def check_complete(ds: Dataset, fp: BinaryIO, size: int, label: str) -> None:
+def check_complete(
+    ds: Dataset, fp: BinaryIO, size: int, label: str, *, whole: bool = True
+) -> None:
     """Check that no top-level element of ``ds`` was cut short, and that PixelData is whole.
 
     Args:
         ds: A dataset just read from ``fp`` (its raw elements not yet converted).
-        fp: The file it was read from, for encapsulated PixelData left on disk.
+        fp: The file it was read from, to walk encapsulated PixelData items.
         size: The file's size in bytes.
         label: Names the file in messages.
+        whole: The whole data set was read (not ``stop_before_pixels`` or ``specific_tags``),
+            so an empty data set, or image attributes without PixelData, mean truncation.
 
     Raises:
         DicomTruncatedError: If an element or the pixel data ends past the end of the file.
@@ -201,18 +209,27 @@ def check_complete(ds: Dataset, fp: BinaryIO, size: int, label: str) -> None:
                 f"bytes but only {len(elem.value)} are present"
             )
     pixel = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
+    if whole and len(ds) == 0:
+        # pydicom drops the whole data set when it meets the end of the file inside an
+        # undefined-length value.
+        raise DicomTruncatedError(f"{label}: no data set elements (file truncated or empty)")
     if pixel is None:
+        if whole and _expects_pixels(ds):
+            raise DicomTruncatedError(f"{label}: an image without PixelData (truncated?)")
         return
     if not isinstance(pixel, RawDataElement):  # pragma: no cover - we never convert before this
         return
     if pixel.length == _UNDEFINED_LENGTH:
         if not ts.is_encapsulated:
             raise DicomReadError(f"{label}: undefined-length PixelData in a native transfer syntax")
-        if pixel.value is not None:
-            _check_encapsulated_value(pixel.value, pixel.is_little_endian, label)
-        elif not ts.is_deflated:
+        if not ts.is_deflated:
+            # Walk the items in the file itself: this also checks the delimiter is complete.
             fp.seek(pixel.value_tell)
-            encapsulated_value_length(fp, pixel.is_little_endian, label)
+            length = encapsulated_value_length(fp, pixel.is_little_endian, label)
+            if pixel.value is not None and len(pixel.value) != length:
+                raise DicomReadError(f"{label}: encapsulated PixelData does not parse as items")
+        elif pixel.value is not None:
+            _check_encapsulated_value(pixel.value, pixel.is_little_endian, label)
         return
     if ts.is_encapsulated:
         raise DicomReadError(
@@ -224,6 +241,17 @@ def check_complete(ds: Dataset, fp: BinaryIO, size: int, label: str) -> None:
             f"{label}: PixelData holds {pixel.length} bytes but the image attributes need "
             f"{expected}"
         )
+
+
+def _expects_pixels(ds: Dataset) -> bool:
+    """Return True if ``ds`` is an image (by SOP Class or attributes) yet has no pixel data."""
+    if _OTHER_PIXEL_TAGS & set(ds.keys()):
+        return False
+    if "Rows" in ds and "Columns" in ds:
+        return True
+    sop_class = ds.get("SOPClassUID")
+    name = UID(str(sop_class)).name if sop_class else ""
+    return "Image Storage" in name
 
 
 def _int_attribute(ds: Dataset, keyword: str, label: str, default: int | None = None) -> int:
