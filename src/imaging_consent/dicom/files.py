@@ -173,9 +173,7 @@ def transfer_syntax(ds: Dataset, label: str) -> UID:
     return UID(str(ts))
 
 
-def check_complete(
-    ds: Dataset, fp: BinaryIO, size: int, label: str, *, whole: bool = True
-) -> None:
+def check_complete(ds: Dataset, fp: BinaryIO, size: int, label: str, *, whole: bool = True) -> None:
     """Check that no top-level element of ``ds`` was cut short, and that PixelData is whole.
 
     Args:
