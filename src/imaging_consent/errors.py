@@ -89,6 +89,55 @@ class DicomError(ImagingConsentError, ValueError):
     """A DICOM file could not be read or processed."""
 
 
+class DicomReadError(DicomError):
+    """A file is not readable DICOM (not Part 10, malformed, or unreadable from disk)."""
+
+
+class DicomTruncatedError(DicomReadError):
+    """A DICOM file ends before the data it declares (for example short PixelData)."""
+
+
+class DeidentificationError(DicomError):
+    """The Basic Application Level Confidentiality Profile cannot be applied safely."""
+
+
+class BurnedInAnnotationError(DeidentificationError):
+    """The instance declares burned-in annotation, which de-identification cannot remove."""
+
+
+# --- key material ------------------------------------------------------------------------------
+
+
+class KeyMaterialError(ImagingConsentError, ValueError):
+    """A secret (the site pepper) is missing, malformed or stored with unsafe permissions.
+
+    Messages never contain the secret itself.
+    """
+
+
+class InsecureKeyFileError(KeyMaterialError):
+    """A secret file can be read by its group or by others (its mode must be 0600 or stricter)."""
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+class StoreError(ImagingConsentError):
+    """A problem with an image store (its index, its files or a lookup)."""
+
+
+class UnknownStudyError(StoreError, LookupError):
+    """The store holds no study with the given Study Instance UID."""
+
+
+class UnknownInstanceError(StoreError, LookupError):
+    """The store holds no instance with the given SOP Instance UID."""
+
+
+class StaleIndexError(StoreError):
+    """A file changed or vanished since the store indexed it; refresh the index."""
+
+
 # --- release -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,9 @@
+"""Image stores: where the gateway reads DICOM instances from.
+
+:class:`ImageStore` is the interface; :class:`FolderStore` is the embedded default.
+"""
+
+from imaging_consent.stores.base import ImageStore, StoredInstance
+from imaging_consent.stores.folder import FolderStore, RefreshReport
+
+__all__ = ["FolderStore", "ImageStore", "RefreshReport", "StoredInstance"]
