@@ -47,6 +47,22 @@ class MissingRoleError(ContractRevertError, PermissionError):
     """The sending account lacks the contract role the call needs."""
 
 
+class StudyNotRegisteredError(ContractRevertError, LookupError):
+    """No study is registered on chain under that study key."""
+
+
+class StudyExistsError(ContractRevertError, ValueError):
+    """A study is already registered under that study key."""
+
+
+class NotStudySiteError(ContractRevertError, PermissionError):
+    """Only the site that registered a study may update its content."""
+
+
+class NotEmergencyError(ContractRevertError, PermissionError):
+    """Break-glass access was asked for by an account without the EMERGENCY role."""
+
+
 class ManifestError(ContractError, ValueError):
     """A deployment manifest is missing, malformed or of an unknown schema version."""
 

@@ -76,6 +76,26 @@ _KNOWN: dict[str, tuple[type[errors.ContractRevertError], _Formatter]] = {
         errors.GrantNotFoundError,
         lambda a: f"no grant from {a['patient']} to {a['grantee']} for scope {_hex(a['scope'])}",
     ),
+    "StudyRegistryUnknownStudy": (
+        errors.StudyNotRegisteredError,
+        lambda a: f"no study is registered under study key {_hex(a['studyKey'])}",
+    ),
+    "AccessLogUnknownStudy": (
+        errors.StudyNotRegisteredError,
+        lambda a: f"no study is registered under study key {_hex(a['studyKey'])}",
+    ),
+    "StudyRegistryStudyExists": (
+        errors.StudyExistsError,
+        lambda a: f"a study is already registered under study key {_hex(a['studyKey'])}",
+    ),
+    "StudyRegistryNotStudySite": (
+        errors.NotStudySiteError,
+        lambda a: f"{a['caller']} is not the site that registered study {_hex(a['studyKey'])}",
+    ),
+    "AccessLogNotEmergency": (
+        errors.NotEmergencyError,
+        lambda a: f"{a['accessor']} does not hold the EMERGENCY role needed to break glass",
+    ),
     "AccessControlUnauthorizedAccount": (
         errors.MissingRoleError,
         lambda a: f"{a['account']} lacks role {_hex(a['neededRole'])}",
