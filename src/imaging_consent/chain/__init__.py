@@ -17,7 +17,7 @@ from imaging_consent.chain.local import (
     ChainKind,
     LocalChain,
     find_chain_binary,
-    test_accounts,
+    dev_accounts,
 )
 from imaging_consent.chain.sender import RevertDecoder, TransactionReceipt, TransactionSender
 from imaging_consent.chain.session import ChainSession, connect
@@ -36,6 +36,6 @@ __all__ = [
     "find_chain_binary",
     "key_from_env",
     "load_keystore",
-    "test_accounts",
+    "dev_accounts",
     "write_keystore",
 ]

@@ -32,7 +32,7 @@ from eth_account.signers.local import LocalAccount
 from imaging_consent.chain.session import ChainSession, connect
 from imaging_consent.errors import ChainBinaryNotFoundError, ChainError, LocalChainError
 
-__all__ = ["TEST_MNEMONIC", "ChainKind", "LocalChain", "find_chain_binary", "test_accounts"]
+__all__ = ["TEST_MNEMONIC", "ChainKind", "LocalChain", "find_chain_binary", "dev_accounts"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ChainKind(str, enum.Enum):
         return 1337 if self is ChainKind.GANACHE else 31337
 
 
-def test_accounts(count: int, mnemonic: str = TEST_MNEMONIC) -> list[LocalAccount]:
+def dev_accounts(count: int, mnemonic: str = TEST_MNEMONIC) -> list[LocalAccount]:
     """Derive the first ``count`` accounts of ``mnemonic`` (path ``m/44'/60'/0'/0/i``) locally."""
     Account.enable_unaudited_hdwallet_features()
     return [
@@ -170,7 +170,7 @@ class LocalChain:
         self._stderr: IO[bytes] | None = None
         self._port: int | None = None
         self._session: ChainSession | None = None
-        self.accounts: list[LocalAccount] = test_accounts(accounts, mnemonic)
+        self.accounts: list[LocalAccount] = dev_accounts(accounts, mnemonic)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
