@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 KEYSTORE_PASSWORD_ENV = "IMAGING_CONSENT_KEYSTORE_PASSWORD"
 PRIVATE_KEY_ENV = "IMAGING_CONSENT_PRIVATE_KEY"
 
+# secp256k1 group order: a private key is an integer in [1, n - 1].
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
 
 def _read_keystore(path: Path) -> dict[str, Any]:
     try:
@@ -172,7 +175,10 @@ def key_from_env(var: str = PRIVATE_KEY_ENV) -> LocalAccount:
             f"environment variable {var} does not hold a private key (expected 64 hex digits)"
         )
     try:
-        account: LocalAccount = Account.from_key(bytes.fromhex(digits))
+        key = bytes.fromhex(digits)
+        if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
+            raise ValueError("out of range")
+        account: LocalAccount = Account.from_key(key)
     except Exception:  # any failure here may carry the key in its message: never chain it
         raise PrivateKeyError(
             f"environment variable {var} does not hold a valid private key"
