@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import urllib.request
 from collections import Counter
 from types import TracebackType
-
-import json
 
 
 def init_code(runtime_hex: str) -> str:
@@ -43,10 +42,28 @@ ANSWER_ABI = [
 class CountingProxy:
     """A loopback HTTP proxy in front of a JSON-RPC endpoint that counts requests by method."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        drop_answer_to: str | None = None,
+        drop_request_to: str | None = None,
+    ) -> None:
+        """Proxy ``upstream``.
+
+        Args:
+            upstream: The JSON-RPC endpoint.
+            drop_answer_to: A method whose first request is forwarded but whose answer is
+                dropped (the connection is closed), as a flaky network would.
+            drop_request_to: A method whose first request is not forwarded at all (the
+                connection is closed).
+        """
         self.upstream = upstream
         self.methods: Counter[str] = Counter()
         self.requests = 0
+        self.drop_answer_to = drop_answer_to
+        self.drop_request_to = drop_request_to
+        self.dropped = 0
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -57,11 +74,30 @@ class CountingProxy:
                 with proxy._lock:
                     proxy.requests += 1
                     proxy.methods.update(call["method"] for call in calls)
+                    lose = proxy.drop_request_to is not None and any(
+                        call["method"] == proxy.drop_request_to for call in calls
+                    )
+                    if lose:
+                        proxy.drop_request_to = None
+                        proxy.dropped += 1
+                if lose:
+                    self.close_connection = True
+                    return
                 forward = urllib.request.Request(
                     proxy.upstream, data=body, headers={"Content-Type": "application/json"}
                 )
                 with urllib.request.urlopen(forward, timeout=30) as answer:
                     payload = answer.read()
+                with proxy._lock:
+                    drop = proxy.drop_answer_to is not None and any(
+                        call["method"] == proxy.drop_answer_to for call in calls
+                    )
+                    if drop:
+                        proxy.drop_answer_to = None
+                        proxy.dropped += 1
+                if drop:
+                    self.close_connection = True
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

@@ -7,14 +7,14 @@ import socket
 import time
 
 import pytest
-
 from chain_helpers import ANSWER_ABI, RETURNS_BLOCK_NUMBER, CountingProxy, init_code
+
 from imaging_consent.chain import (
     LocalChain,
     TransactionSender,
     connect,
-    find_chain_binary,
     dev_accounts,
+    find_chain_binary,
 )
 from imaging_consent.errors import (
     ChainBinaryNotFoundError,

@@ -63,7 +63,7 @@ def test_load_keystore_no_password_without_terminal(
     monkeypatch.delenv("IMAGING_CONSENT_KEYSTORE_PASSWORD", raising=False)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
 
-    with pytest.raises(KeystoreError, match="no password for keystore .*IMAGING_CONSENT"):
+    with pytest.raises(KeystoreError, match=r"no password for keystore .*IMAGING_CONSENT"):
         load_keystore(path)
 
 

@@ -16,8 +16,8 @@ from imaging_consent.chain.local import (
     TEST_MNEMONIC,
     ChainKind,
     LocalChain,
-    find_chain_binary,
     dev_accounts,
+    find_chain_binary,
 )
 from imaging_consent.chain.sender import RevertDecoder, TransactionReceipt, TransactionSender
 from imaging_consent.chain.session import ChainSession, connect
@@ -33,9 +33,9 @@ __all__ = [
     "TransactionReceipt",
     "TransactionSender",
     "connect",
+    "dev_accounts",
     "find_chain_binary",
     "key_from_env",
     "load_keystore",
-    "dev_accounts",
     "write_keystore",
 ]

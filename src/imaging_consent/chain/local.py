@@ -32,7 +32,7 @@ from eth_account.signers.local import LocalAccount
 from imaging_consent.chain.session import ChainSession, connect
 from imaging_consent.errors import ChainBinaryNotFoundError, ChainError, LocalChainError
 
-__all__ = ["TEST_MNEMONIC", "ChainKind", "LocalChain", "find_chain_binary", "dev_accounts"]
+__all__ = ["TEST_MNEMONIC", "ChainKind", "LocalChain", "dev_accounts", "find_chain_binary"]
 
 logger = logging.getLogger(__name__)
 

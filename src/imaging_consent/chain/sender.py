@@ -6,8 +6,8 @@ Design:
   (``pending``) once, then are counted locally under a lock held while a nonce is assigned,
   the transaction signed and handed to the node. Transactions therefore reach the node in
   nonce order, whatever the number of threads, and no nonce is skipped or used twice.
-- Gas estimation and fee look-ups run outside the lock (they need no nonce), so threads
-  overlap on everything except the short sign-and-send step, and on waiting for receipts.
+- Fee look-ups and receipt waits run outside the lock, so threads overlap there. Gas
+  estimation runs inside it, in nonce order (see ``_sign_and_send`` for why).
 - A reverting transaction is caught by gas estimation and never sent. The raw revert data go
   to an optional decoder (the contracts layer plugs in its custom-error decoder there).
 - Sending is retried with the *same signed bytes* on transport errors, which is idempotent:
@@ -265,8 +265,6 @@ class TransactionSender:
         try:
             if "gasPrice" not in tx:
                 self._fill_fees(tx)
-            if "gas" not in tx:
-                tx["gas"] = self._estimate_gas(tx)
         except _TRANSPORT_ERRORS as exc:
             raise self._unavailable(exc) from exc
         return tx
@@ -307,6 +305,16 @@ class TransactionSender:
 
     def _sign_and_send(self, tx: dict[str, Any]) -> tuple[HexStr, int]:
         with self._lock:
+            if "gas" not in tx:
+                # Estimated in nonce order, so a transaction that depends on this sender's
+                # previous one (grant, then revoke) is estimated on the state after it on an
+                # instant-mining chain. It also keeps estimation off Ganache while it mines:
+                # Ganache 7.9.2 sometimes never answered an eth_estimateGas that arrived
+                # during another request's instamine.
+                try:
+                    tx["gas"] = self._estimate_gas(tx)
+                except _TRANSPORT_ERRORS as exc:
+                    raise self._unavailable(exc) from exc
             for _attempt in range(3):
                 if self._next_nonce is None:
                     self._next_nonce = self._chain_nonce()
@@ -340,9 +348,13 @@ class TransactionSender:
     def _send_raw(self, raw: bytes, tx_hash: HexStr) -> None:
         last: BaseException | None = None
         for attempt in range(self.send_retries):
-            if attempt:
-                time.sleep(min(0.05 * 2**attempt, 2.0))
             try:
+                if attempt:
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
+                    # Ask before resending: Ganache 7.9.2 mines a replayed nonce-0
+                    # transaction a second time, so "same bytes" alone is not idempotent there.
+                    if self._is_known(tx_hash):
+                        return
                 self._w3.eth.send_raw_transaction(raw)
                 return
             except Web3RPCError as exc:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from web3 import Web3
 from web3.exceptions import Web3Exception
-from web3.providers.rpc.utils import ExceptionRetryConfiguration
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
 from imaging_consent.errors import ChainUnavailableError, WrongChainError
@@ -29,12 +29,21 @@ IMMUTABLE_RPC_METHODS: frozenset[RPCEndpoint] = frozenset(
     {RPCEndpoint("eth_chainId"), RPCEndpoint("net_version"), RPCEndpoint("web3_clientVersion")}
 )
 
-# Transport failures worth one more try for read-only methods (web3.py's allow-list decides
-# which methods; eth_sendRawTransaction is not on it, the sender resends itself).
+# Transport failures worth one more try for read-only methods.
 _TRANSIENT_HTTP_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
     requests.HTTPError,
+)
+
+
+# web3.py's retry allow-list includes eth_sendRawTransaction (and node-side signing). A blind
+# resend is not safe everywhere: Ganache 7.9.2 mines a replayed nonce-0 transaction twice.
+# The transaction sender resends itself, after asking the node whether the first try arrived.
+_RETRY_METHODS: tuple[str, ...] = tuple(
+    method
+    for method in REQUEST_RETRY_ALLOWLIST
+    if method not in ("eth_sendRawTransaction", "eth_sign", "eth_signTypedData")
 )
 
 
@@ -97,7 +106,10 @@ def connect(
         rpc_url,
         request_kwargs={"timeout": timeout},
         exception_retry_configuration=ExceptionRetryConfiguration(
-            errors=_TRANSIENT_HTTP_ERRORS, retries=max(1, retries), backoff_factor=0.05
+            errors=_TRANSIENT_HTTP_ERRORS,
+            retries=max(1, retries),
+            backoff_factor=0.05,
+            method_allowlist=_RETRY_METHODS,
         ),
         cache_allowed_requests=True,
         cacheable_requests=set(IMMUTABLE_RPC_METHODS),
