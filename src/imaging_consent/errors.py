@@ -20,6 +20,42 @@ class ChainError(ImagingConsentError):
     """A problem reaching or talking to an EVM chain."""
 
 
+class ChainUnavailableError(ChainError, ConnectionError):
+    """The JSON-RPC endpoint could not be reached or did not answer JSON-RPC."""
+
+
+class WrongChainError(ChainError, ValueError):
+    """The endpoint serves a different chain id than the one expected."""
+
+
+class LocalChainError(ChainError, RuntimeError):
+    """A local development chain (Ganache or Anvil) could not be started."""
+
+
+class ChainBinaryNotFoundError(LocalChainError, FileNotFoundError):
+    """The ``ganache`` or ``anvil`` executable is not installed (run ``npm ci``)."""
+
+
+class TransactionError(ChainError):
+    """A transaction could not be sent or was not mined.
+
+    Attributes:
+        tx_hash: Hash of the signed transaction, or None if none was signed.
+    """
+
+    def __init__(self, message: str, *, tx_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+class TransactionRejectedError(TransactionError):
+    """The node refused the transaction (insufficient funds, fee too low, bad nonce...)."""
+
+
+class TransactionTimeoutError(TransactionError, TimeoutError):
+    """The transaction was sent but no receipt (or not enough confirmations) came in time."""
+
+
 # --- contracts ---------------------------------------------------------------------------------
 
 
@@ -27,44 +63,77 @@ class ContractError(ImagingConsentError):
     """A problem with deployed contracts, their manifest or a call to them."""
 
 
-class ContractRevertError(ContractError):
-    """A contract call reverted with a custom error, decoded from the suite's ABIs.
+class ContractRevertedError(ContractError):
+    """A contract call or transaction reverted.
+
+    Typed errors decoded from a contract's custom errors subclass this one. Raw revert bytes
+    stay available for logging and for decoders.
 
     Attributes:
-        error_name: The Solidity error's name, e.g. ``ConsentRegistryExpiredSignature``.
+        revert_data: The raw revert data (selector and ABI-encoded arguments), maybe empty.
+        tx_hash: Hash of the mined transaction that reverted, or None when the revert was
+            found before sending (gas estimation or a call), in which case nothing was sent.
+        error_name: The decoded Solidity error's name, e.g. ``ConsentRegistryExpiredSignature``.
         error_args: Its arguments by name.
     """
 
     def __init__(
-        self, message: str, *, error_name: str = "", error_args: dict[str, object] | None = None
+        self,
+        message: str,
+        *,
+        revert_data: bytes = b"",
+        tx_hash: str | None = None,
+        error_name: str = "",
+        error_args: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
+        self.revert_data = revert_data
+        self.tx_hash = tx_hash
         self.error_name = error_name
         self.error_args = dict(error_args or {})
 
 
-class MissingRoleError(ContractRevertError, PermissionError):
+class TransactionRevertedError(ContractRevertedError):
+    """A transaction reverted: in gas estimation (nothing sent) or when mined (``tx_hash``)."""
+
+
+class MissingRoleError(ContractRevertedError, PermissionError):
     """The sending account lacks the contract role the call needs."""
 
 
-class StudyNotRegisteredError(ContractRevertError, LookupError):
+class StudyNotRegisteredError(ContractRevertedError, LookupError):
     """No study is registered on chain under that study key."""
 
 
-class StudyExistsError(ContractRevertError, ValueError):
+class StudyExistsError(ContractRevertedError, ValueError):
     """A study is already registered under that study key."""
 
 
-class NotStudySiteError(ContractRevertError, PermissionError):
+class NotStudySiteError(ContractRevertedError, PermissionError):
     """Only the site that registered a study may update its content."""
 
 
-class NotEmergencyError(ContractRevertError, PermissionError):
+class NotEmergencyError(ContractRevertedError, PermissionError):
     """Break-glass access was asked for by an account without the EMERGENCY role."""
 
 
 class ManifestError(ContractError, ValueError):
     """A deployment manifest is missing, malformed or of an unknown schema version."""
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+class SignerError(ImagingConsentError):
+    """A signing key could not be loaded or used. Messages never contain key material."""
+
+
+class KeystoreError(SignerError, ValueError):
+    """A keystore file is missing, malformed, or its password is wrong or missing."""
+
+
+class PrivateKeyError(SignerError, ValueError):
+    """A private key from the environment is missing or malformed."""
 
 
 # --- consent -----------------------------------------------------------------------------------
@@ -74,27 +143,27 @@ class ConsentError(ImagingConsentError):
     """A problem with a consent grant, revocation or signature."""
 
 
-class InvalidGrantError(ContractRevertError, ConsentError, ValueError):
+class InvalidGrantError(ContractRevertedError, ConsentError, ValueError):
     """A grant's values are invalid: zero grantee, no or reserved purposes, or a bad window."""
 
 
-class NotDelegateError(ContractRevertError, ConsentError, PermissionError):
+class NotDelegateError(ContractRevertedError, ConsentError, PermissionError):
     """The sender acted for a patient without being their delegate."""
 
 
-class InvalidDelegateError(ContractRevertError, ConsentError, ValueError):
+class InvalidDelegateError(ContractRevertedError, ConsentError, ValueError):
     """A patient named the zero address or themselves as delegate."""
 
 
-class SignatureExpiredError(ContractRevertError, ConsentError, ValueError):
+class SignatureExpiredError(ContractRevertedError, ConsentError, ValueError):
     """A signed consent was submitted after its deadline."""
 
 
-class InvalidSignatureError(ContractRevertError, ConsentError, ValueError):
+class InvalidSignatureError(ContractRevertedError, ConsentError, ValueError):
     """A signature was not made by the patient over this exact message (or was replayed)."""
 
 
-class GrantNotFoundError(ContractRevertError, ConsentError, LookupError):
+class GrantNotFoundError(ContractRevertedError, ConsentError, LookupError):
     """There is no grant to revoke for that patient, grantee and scope."""
 
 

@@ -43,5 +43,5 @@ def test_decode_revert_hex_string_and_missing_role() -> None:
 def test_decode_revert_unknown_selector_is_generic() -> None:
     exc = decode_revert(b"\xde\xad\xbe\xef")
 
-    assert type(exc) is errors.ContractRevertError
+    assert type(exc) is errors.ContractRevertedError
     assert "0xdeadbeef" in str(exc)

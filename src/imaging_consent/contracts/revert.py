@@ -31,8 +31,8 @@ def _hex(value: Any) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
 
-# Solidity error name -> (exception class, message). Unlisted errors become ContractRevertError.
-_KNOWN: dict[str, tuple[type[errors.ContractRevertError], _Formatter]] = {
+# Solidity error name -> (exception class, message). Unlisted errors become ContractRevertedError.
+_KNOWN: dict[str, tuple[type[errors.ContractRevertedError], _Formatter]] = {
     "ConsentRegistryZeroGrantee": (
         errors.InvalidGrantError,
         lambda a: "the grantee must not be the zero address",
@@ -129,14 +129,14 @@ def _error_table() -> dict[bytes, _ErrorAbi]:
     return table
 
 
-def decode_revert(data: bytes | str) -> errors.ContractRevertError:
+def decode_revert(data: bytes | str) -> errors.ContractRevertedError:
     """Turn raw revert data into the matching typed exception (not raised).
 
     Args:
         data: The revert bytes, or their 0x-prefixed hex.
 
     Returns:
-        An instance of the mapped exception class, or a plain ``ContractRevertError``
+        An instance of the mapped exception class, or a plain ``ContractRevertedError``
         naming the error when it is not mapped, or saying the data are unknown.
     """
     raw = (
@@ -146,10 +146,10 @@ def decode_revert(data: bytes | str) -> errors.ContractRevertError:
     )
     spec = _error_table().get(raw[:4])
     if spec is None:
-        return errors.ContractRevertError(f"contract reverted with unknown data 0x{raw.hex()}")
+        return errors.ContractRevertedError(f"contract reverted with unknown data 0x{raw.hex()}")
     values = abi_decode(list(spec.arg_types), raw[4:])
     args = dict(zip(spec.arg_names, values, strict=True))
-    cls, message = _KNOWN.get(spec.name, (errors.ContractRevertError, None))
+    cls, message = _KNOWN.get(spec.name, (errors.ContractRevertedError, None))
     if message is None:
         shown = ", ".join(f"{k}={_hex(v)}" for k, v in args.items())
         text = f"{spec.name}({shown})"

@@ -1,0 +1,476 @@
+"""Sending transactions signed locally, from one account, through one ordered nonce queue.
+
+Design:
+
+- One :class:`TransactionSender` per account and process. Nonces come from the chain
+  (``pending``) once, then are counted locally under a lock held while a nonce is assigned,
+  the transaction signed and handed to the node. Transactions therefore reach the node in
+  nonce order, whatever the number of threads, and no nonce is skipped or used twice.
+- Fee look-ups and receipt waits run outside the lock, so threads overlap there. Gas
+  estimation runs inside it, in nonce order (see ``_sign_and_send`` for why).
+- A reverting transaction is caught by gas estimation and never sent. The raw revert data go
+  to an optional decoder (the contracts layer plugs in its custom-error decoder there).
+- Sending is retried with the *same signed bytes* on transport errors, which is idempotent:
+  the same bytes have the same hash, and "already known" counts as success.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import requests
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
+from web3 import Web3
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import LogReceipt, TxParams, TxReceipt
+
+from imaging_consent.chain.session import ChainSession, redact_url
+from imaging_consent.errors import (
+    ChainUnavailableError,
+    ContractRevertedError,
+    TransactionError,
+    TransactionRejectedError,
+    TransactionRevertedError,
+    TransactionTimeoutError,
+)
+
+__all__ = ["RevertDecoder", "TransactionReceipt", "TransactionSender"]
+
+logger = logging.getLogger(__name__)
+
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
+# Node answers meaning "this exact transaction is already in the pool or chain".
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
+# Node answers meaning "that nonce is already used" (Geth/Anvil, Ganache).
+_NONCE_TOO_LOW = ("nonce too low", "correct nonce", "nonce has already been used")
+_DEFAULT_PRIORITY_FEE = Web3.to_wei(1, "gwei")
+
+
+class RevertDecoder(Protocol):
+    """Turns raw revert data into a typed exception, or None if it does not recognise it.
+
+    If the result is a :class:`~imaging_consent.errors.ContractRevertedError`, the sender
+    fills in its ``revert_data`` and ``tx_hash``.
+    """
+
+    def __call__(self, revert_data: bytes, /) -> Exception | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionReceipt:
+    """A mined, successful transaction.
+
+    Attributes:
+        tx_hash: 0x-prefixed transaction hash.
+        nonce: The sender's nonce the transaction used.
+        sender: The sending account.
+        block_number: The block it was mined in.
+        block_hash: That block's hash.
+        gas_used: Gas it used.
+        effective_gas_price: Wei paid per gas.
+        status: 1 (success); failures raise instead of returning.
+        contract_address: Address of the contract it created, if any.
+        logs: The event logs it emitted, for ``contract.events.X().process_receipt(raw)``.
+        raw: web3.py's receipt, for anything not copied here.
+    """
+
+    tx_hash: HexStr
+    nonce: int
+    sender: ChecksumAddress
+    block_number: int
+    block_hash: HexStr
+    gas_used: int
+    effective_gas_price: int
+    status: int
+    contract_address: ChecksumAddress | None
+    logs: tuple[LogReceipt, ...]
+    raw: TxReceipt = field(repr=False, compare=False)
+
+
+def _revert_bytes(exc: ContractLogicError) -> bytes:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data") or data.get("result")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return b""
+    return b""
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    response = exc.rpc_response or {}
+    error = response.get("error")
+    if isinstance(error, Mapping):
+        return str(error.get("message", exc.user_message or exc))
+    return str(exc.user_message or exc)
+
+
+class TransactionSender:
+    """Signs transactions for one account locally and sends them in nonce order.
+
+    Thread-safe: any number of threads may call :meth:`send` and :meth:`transact` at once.
+    Make exactly one sender per account (and per process): two senders for one account would
+    hand out the same nonces.
+    """
+
+    def __init__(
+        self,
+        session: ChainSession,
+        account: LocalAccount,
+        *,
+        confirmations: int = 0,
+        receipt_timeout: float = 120.0,
+        gas_multiplier: float = 1.25,
+        priority_fee: int | None = None,
+        error_decoder: RevertDecoder | Callable[[bytes], Exception | None] | None = None,
+        send_retries: int = 5,
+        poll_interval: float = 0.05,
+    ) -> None:
+        """Make a sender.
+
+        Args:
+            session: The chain to send on.
+            account: The signing account (its key stays in this process).
+            confirmations: Blocks to wait for after the receipt's block (0: the receipt is
+                enough). On a chain that only mines on demand, more than 0 waits for others'
+                blocks.
+            receipt_timeout: Seconds to wait for the receipt and confirmations.
+            gas_multiplier: Margin applied to the node's gas estimate.
+            priority_fee: Tip per gas in wei; by default the node's suggestion
+                (``eth_maxPriorityFeePerGas``), or 1 gwei if it has none.
+            error_decoder: Turns revert data into typed exceptions (see :class:`RevertDecoder`).
+            send_retries: Attempts to hand a signed transaction to the node on transport errors.
+            poll_interval: Seconds between receipt polls.
+
+        Raises:
+            ValueError: If a number is out of range.
+        """
+        if confirmations < 0 or receipt_timeout <= 0 or gas_multiplier < 1 or send_retries < 1:
+            raise ValueError(
+                "confirmations must be >= 0, receipt_timeout > 0, gas_multiplier >= 1 "
+                "and send_retries >= 1"
+            )
+        self.session = session
+        self.account = account
+        self.address: ChecksumAddress = account.address
+        self.confirmations = confirmations
+        self.receipt_timeout = receipt_timeout
+        self.gas_multiplier = gas_multiplier
+        self.priority_fee = priority_fee
+        self.error_decoder = error_decoder
+        self.send_retries = send_retries
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._next_nonce: int | None = None
+
+    @property
+    def _w3(self) -> Web3:
+        return self.session.w3
+
+    # --- public --------------------------------------------------------------------------------
+
+    def resync_nonce(self) -> None:
+        """Forget the local nonce count; the next send asks the chain again.
+
+        Call this after something else moved the account's nonce (another sender, a chain
+        revert to a snapshot).
+        """
+        with self._lock:
+            self._next_nonce = None
+
+    def transact(
+        self, function: ContractFunction | ContractConstructor, **overrides: Any
+    ) -> TransactionReceipt:
+        """Send a call to a contract function (or a deployment) and wait for it to be mined.
+
+        Args:
+            function: A bound web3 contract function, e.g. ``contract.functions.grant(...)``,
+                or a constructor, e.g. ``Contract.constructor(...)``.
+            **overrides: Transaction fields (``value``, ``gas``, ``maxFeePerGas``, ...).
+
+        Returns:
+            The receipt of the mined transaction.
+
+        Raises:
+            TransactionRevertedError: If it reverts (or a decoded subclass from the decoder).
+            TransactionRejectedError: If the node refuses it.
+            TransactionTimeoutError: If it is not mined in time.
+            ChainUnavailableError: If the node cannot be reached.
+        """
+        tx: dict[str, Any] = dict(overrides)
+        if isinstance(function, ContractConstructor):
+            tx["data"] = function.data_in_transaction
+        else:
+            tx["to"] = function.address
+            # web3.py's own encoder for a bound function (selector + ABI-encoded arguments).
+            tx["data"] = function._encode_transaction_data()
+        return self.send(cast(TxParams, tx))
+
+    def send(self, tx_params: TxParams | Mapping[str, Any]) -> TransactionReceipt:
+        """Fill in, sign, send and wait for one transaction.
+
+        ``chainId``, ``nonce``, ``gas`` (estimate times ``gas_multiplier``) and EIP-1559 fees
+        are filled in; ``gas`` and fees may be given. ``nonce`` must not be: the sender owns it.
+
+        Returns:
+            The receipt once mined and ``confirmations`` deep.
+
+        Raises:
+            ValueError: If ``from``, ``chainId`` or ``nonce`` disagree with this sender.
+            TransactionRevertedError: If it reverts, in estimation (nothing was sent) or when
+                mined (``tx_hash`` set); or the decoder's typed exception.
+            TransactionRejectedError: If the node refuses it (nothing was mined).
+            TransactionTimeoutError: If it is not mined in time (it may still be).
+            ChainUnavailableError: If the node cannot be reached before sending.
+            TransactionError: If the node became unreachable while the signed transaction
+                was handed over (``tx_hash`` set; it may have arrived).
+        """
+        tx = self._prepare(tx_params)
+        tx_hash, nonce = self._sign_and_send(tx)
+        return self._wait(tx_hash, nonce, tx)
+
+    # --- filling in ----------------------------------------------------------------------------
+
+    def _prepare(self, tx_params: TxParams | Mapping[str, Any]) -> dict[str, Any]:
+        tx: dict[str, Any] = dict(tx_params)
+        if "nonce" in tx:
+            raise ValueError("do not set 'nonce': the sender assigns nonces in order")
+        sender = tx.setdefault("from", self.address)
+        if Web3.to_checksum_address(sender) != self.address:
+            raise ValueError(f"'from' is {sender}, but this sender signs for {self.address}")
+        chain_id = tx.setdefault("chainId", self.session.chain_id)
+        if chain_id != self.session.chain_id:
+            raise ValueError(
+                f"'chainId' is {chain_id}, but the session is on {self.session.chain_id}"
+            )
+        if "to" in tx and tx["to"] is not None:
+            tx["to"] = Web3.to_checksum_address(tx["to"])
+        tx.setdefault("value", 0)
+        try:
+            if "gasPrice" not in tx:
+                self._fill_fees(tx)
+        except _TRANSPORT_ERRORS as exc:
+            raise self._unavailable(exc) from exc
+        return tx
+
+    def _fill_fees(self, tx: dict[str, Any]) -> None:
+        if "maxPriorityFeePerGas" not in tx:
+            tip = self.priority_fee
+            if tip is None:
+                try:
+                    tip = int(self._w3.eth.max_priority_fee)
+                except (Web3RPCError, ValueError):
+                    tip = _DEFAULT_PRIORITY_FEE
+            # Ganache 7 suggests 0 on an idle chain; a zero tip is never worth mining.
+            tx["maxPriorityFeePerGas"] = max(int(tip), 1)
+        if "maxFeePerGas" not in tx:
+            base_fee = int(self._w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+            # Room for the base fee to double, as wallets do, so a busy block cannot strand it.
+            tx["maxFeePerGas"] = 2 * base_fee + int(tx["maxPriorityFeePerGas"])
+
+    def _estimate_gas(self, tx: dict[str, Any]) -> int:
+        probe = {k: v for k, v in tx.items() if k != "gas"}
+        try:
+            estimate = self._w3.eth.estimate_gas(cast(TxParams, probe))
+        except ContractLogicError as exc:
+            raise self._revert_error(
+                _revert_bytes(exc), None, f"transaction would revert ({exc.message}); not sent"
+            ) from exc
+        except Web3RPCError as exc:
+            message = _rpc_message(exc)
+            if "revert" in message.lower():
+                raise self._revert_error(
+                    b"", None, f"transaction would revert ({message}); not sent"
+                ) from exc
+            raise TransactionRejectedError(f"gas estimation failed: {message}; not sent") from exc
+        return math.ceil(int(estimate) * self.gas_multiplier)
+
+    # --- the ordered queue ---------------------------------------------------------------------
+
+    def _sign_and_send(self, tx: dict[str, Any]) -> tuple[HexStr, int]:
+        with self._lock:
+            if "gas" not in tx:
+                # Estimated in nonce order, so a transaction that depends on this sender's
+                # previous one (grant, then revoke) is estimated on the state after it on an
+                # instant-mining chain. It also keeps estimation off Ganache while it mines:
+                # Ganache 7.9.2 sometimes never answered an eth_estimateGas that arrived
+                # during another request's instamine.
+                try:
+                    tx["gas"] = self._estimate_gas(tx)
+                except _TRANSPORT_ERRORS as exc:
+                    raise self._unavailable(exc) from exc
+            for _attempt in range(3):
+                if self._next_nonce is None:
+                    self._next_nonce = self._chain_nonce()
+                nonce = self._next_nonce
+                signed = self.account.sign_transaction({**tx, "nonce": nonce})
+                tx_hash = HexStr("0x" + bytes(signed.hash).hex())
+                try:
+                    self._send_raw(bytes(signed.raw_transaction), tx_hash)
+                except _NonceTakenError:
+                    # Someone else used this nonce (another process, a revert): ask the chain.
+                    logger.warning("nonce %d of %s already used, resyncing", nonce, self.address)
+                    self._next_nonce = None
+                    continue
+                except BaseException:
+                    # Unknown whether the node got it: ask the chain before the next send.
+                    self._next_nonce = None
+                    raise
+                self._next_nonce = nonce + 1
+                logger.debug("sent %s (nonce %d) from %s", tx_hash, nonce, self.address)
+                return tx_hash, nonce
+            raise TransactionRejectedError(
+                f"nonce for {self.address} kept being taken by another sender; not sent"
+            )
+
+    def _chain_nonce(self) -> int:
+        try:
+            return int(self._w3.eth.get_transaction_count(self.address, "pending"))
+        except _TRANSPORT_ERRORS as exc:
+            raise self._unavailable(exc) from exc
+
+    def _send_raw(self, raw: bytes, tx_hash: HexStr) -> None:
+        last: BaseException | None = None
+        for attempt in range(self.send_retries):
+            try:
+                if attempt:
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
+                    # Ask before resending: Ganache 7.9.2 mines a replayed nonce-0
+                    # transaction a second time, so "same bytes" alone is not idempotent there.
+                    if self._is_known(tx_hash):
+                        return
+                self._w3.eth.send_raw_transaction(raw)
+                return
+            except Web3RPCError as exc:
+                message = _rpc_message(exc).lower()
+                if any(known in message for known in _ALREADY_KNOWN):
+                    return
+                if any(low in message for low in _NONCE_TOO_LOW):
+                    if self._is_known(tx_hash):
+                        return  # an earlier attempt of these very bytes got through
+                    raise _NonceTakenError from exc
+                raise TransactionRejectedError(
+                    f"node refused transaction {tx_hash}: {_rpc_message(exc)}", tx_hash=tx_hash
+                ) from exc
+            except _TRANSPORT_ERRORS as exc:
+                last = exc
+                logger.warning("sending %s failed (%s), resending", tx_hash, type(exc).__name__)
+        assert last is not None
+        raise self._unavailable(last, tx_hash) from last
+
+    def _is_known(self, tx_hash: HexStr) -> bool:
+        try:
+            self._w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return False
+        return True
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    def _wait(self, tx_hash: HexStr, nonce: int, tx: dict[str, Any]) -> TransactionReceipt:
+        deadline = time.monotonic() + self.receipt_timeout
+        while True:
+            try:
+                receipt = self._poll(tx_hash)
+            except _TRANSPORT_ERRORS as exc:
+                logger.warning("polling %s failed (%s)", tx_hash, type(exc).__name__)
+                receipt = None
+            if receipt is not None:
+                break
+            if time.monotonic() > deadline:
+                raise TransactionTimeoutError(
+                    f"transaction {tx_hash} (nonce {nonce}) not mined with {self.confirmations} "
+                    f"confirmations within {self.receipt_timeout:.0f} s; it may still be",
+                    tx_hash=tx_hash,
+                )
+            time.sleep(self.poll_interval)
+        if receipt["status"] != 1:
+            raise self._mined_revert(receipt, tx_hash, tx)
+        address = receipt.get("contractAddress")
+        return TransactionReceipt(
+            tx_hash=tx_hash,
+            nonce=nonce,
+            sender=self.address,
+            block_number=int(receipt["blockNumber"]),
+            block_hash=HexStr("0x" + bytes(receipt["blockHash"]).hex()),
+            gas_used=int(receipt["gasUsed"]),
+            effective_gas_price=int(receipt.get("effectiveGasPrice", 0) or 0),
+            status=int(receipt["status"]),
+            contract_address=Web3.to_checksum_address(address) if address else None,
+            logs=tuple(receipt["logs"]),
+            raw=receipt,
+        )
+
+    def _poll(self, tx_hash: HexStr) -> TxReceipt | None:
+        """Return the receipt once ``confirmations`` deep, else None.
+
+        The receipt is fetched afresh on every poll, so a reorganisation that drops or moves
+        the transaction is followed rather than trusted from an old answer.
+        """
+        try:
+            receipt = self._w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        if receipt.get("blockNumber") is None:
+            return None
+        if self.confirmations == 0:
+            return receipt
+        head = int(self._w3.eth.block_number)
+        return receipt if head - int(receipt["blockNumber"]) >= self.confirmations else None
+
+    def _mined_revert(self, receipt: TxReceipt, tx_hash: HexStr, tx: dict[str, Any]) -> Exception:
+        # Receipts carry no revert data: replay the call on the parent block's state to get
+        # it (best effort; transactions earlier in the same block are not replayed).
+        data = b""
+        block = int(receipt["blockNumber"])
+        call: dict[str, Any] = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        call["gas"] = tx["gas"]
+        try:
+            self._w3.eth.call(cast(TxParams, call), max(block - 1, 0))
+        except ContractLogicError as exc:
+            data = _revert_bytes(exc)
+        except Exception:  # the replay is only for a better message
+            logger.debug("replaying reverted %s failed", tx_hash, exc_info=True)
+        return self._revert_error(data, tx_hash, f"transaction {tx_hash} reverted in block {block}")
+
+    def _revert_error(self, data: bytes, tx_hash: HexStr | None, message: str) -> Exception:
+        if self.error_decoder is not None and data:
+            decoded = self.error_decoder(data)
+            if decoded is not None:
+                if isinstance(decoded, ContractRevertedError):
+                    decoded.revert_data = data
+                    decoded.tx_hash = tx_hash
+                return decoded
+        if data:
+            message = f"{message}; revert data 0x{data[:4].hex()}..."
+        return TransactionRevertedError(message, revert_data=data, tx_hash=tx_hash)
+
+    def _unavailable(self, exc: BaseException, tx_hash: HexStr | None = None) -> Exception:
+        shown = redact_url(self.session.rpc_url)
+        if tx_hash is None:
+            return ChainUnavailableError(f"cannot reach {shown}: {type(exc).__name__}")
+        return TransactionError(
+            f"cannot reach {shown} to send {tx_hash} ({type(exc).__name__}); it may or may "
+            "not have been received",
+            tx_hash=tx_hash,
+        )
+
+
+class _NonceTakenError(Exception):
+    """Internal: the node says the nonce is used, and not by these bytes."""

@@ -1,0 +1,168 @@
+"""Sessions and local chains: connecting, chain-id checks, start and stop, request counts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+from chain_helpers import ANSWER_ABI, RETURNS_BLOCK_NUMBER, CountingProxy, init_code
+
+from imaging_consent.chain import (
+    LocalChain,
+    TransactionSender,
+    connect,
+    dev_accounts,
+    find_chain_binary,
+)
+from imaging_consent.errors import (
+    ChainBinaryNotFoundError,
+    ChainUnavailableError,
+    WrongChainError,
+)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _port_is_free(port: int) -> bool:
+    """Nobody listens on ``port`` (connections in TIME_WAIT do not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
+
+
+def _pid_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_connect_reports_chain_id(chain: LocalChain) -> None:
+    session = connect(chain.rpc_url, chain.chain_id)
+
+    assert session.chain_id == chain.chain_id
+    assert session.rpc_url == chain.rpc_url
+    assert session.w3.eth.block_number >= 0
+
+
+def test_connect_unreachable_raises_quickly() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+
+    with pytest.raises(ChainUnavailableError, match=url) as caught:
+        connect(url, timeout=1.0)
+
+    assert isinstance(caught.value, ConnectionError)
+    assert time.monotonic() - started < 3.0
+
+
+def test_connect_non_http_url_raises() -> None:
+    with pytest.raises(ChainUnavailableError, match="unsupported RPC URL"):
+        connect("ws://127.0.0.1:8546")
+
+
+def test_connect_wrong_chain_names_both_ids(chain: LocalChain) -> None:
+    with pytest.raises(WrongChainError) as caught:
+        connect(chain.rpc_url, expected_chain_id=5)
+
+    message = str(caught.value)
+    assert chain.rpc_url in message
+    assert "5" in message and str(chain.chain_id) in message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_local_chain_accounts_match_node(chain: LocalChain) -> None:
+    node_accounts = chain.session.w3.eth.accounts
+
+    assert [a.address for a in chain.accounts] == node_accounts[: len(chain.accounts)]
+    assert chain.accounts[0].address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+def test_increase_time_moves_block_timestamp(clean_chain: LocalChain) -> None:
+    w3 = clean_chain.session.w3
+    before = w3.eth.get_block("latest")
+
+    clean_chain.increase_time(3600)
+
+    after = w3.eth.get_block("latest")
+    assert after["number"] == before["number"] + 1
+    assert after["timestamp"] >= before["timestamp"] + 3600
+
+
+def test_snapshot_revert_restores_block(clean_chain: LocalChain) -> None:
+    w3 = clean_chain.session.w3
+    start = w3.eth.block_number
+    snapshot_id = clean_chain.snapshot()
+    clean_chain.mine(3)
+
+    clean_chain.revert(snapshot_id)
+
+    assert w3.eth.block_number == start
+
+
+@pytest.mark.parametrize("kind", ["ganache", "anvil"])
+def test_local_chain_stops_process_when_body_raises(kind: str) -> None:
+    local = LocalChain(kind, accounts=1)
+
+    with pytest.raises(RuntimeError, match="boom"), local:
+        pid, port = local.pid, local.port
+        assert pid is not None and local.running
+        raise RuntimeError("boom")
+
+    assert pid is not None and _pid_is_gone(pid)
+    assert _port_is_free(port)
+    assert not local.running
+
+
+def test_find_chain_binary_missing_says_npm_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+) -> None:
+    monkeypatch.setenv("IMAGING_CONSENT_NODE_MODULES", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("imaging_consent.chain.local._node_modules_candidates", lambda: [])
+
+    with pytest.raises(ChainBinaryNotFoundError, match="npm ci"):
+        find_chain_binary("anvil")
+
+
+def test_dev_accounts_are_deterministic() -> None:
+    first, second = dev_accounts(2)
+
+    assert first.address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert second.address == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def test_contract_read_costs_one_request_and_is_never_cached(clean_chain: LocalChain) -> None:
+    sender = TransactionSender(clean_chain.session, clean_chain.accounts[0])
+    deployed = sender.send({"data": init_code(RETURNS_BLOCK_NUMBER)})
+    assert deployed.contract_address is not None
+
+    with CountingProxy(clean_chain.rpc_url) as proxy:
+        session = connect(proxy.url, clean_chain.chain_id)
+        contract = session.w3.eth.contract(address=deployed.contract_address, abi=ANSWER_ABI)
+        contract.functions.answer().call()  # warms nothing but is counted anyway
+        proxy.reset()
+
+        first = contract.functions.answer().call()
+        one_read = proxy.requests
+        clean_chain.mine()
+        second = contract.functions.answer().call()
+
+    assert one_read == 1
+    assert proxy.requests == 2
+    assert proxy.methods == {"eth_call": 2}
+    assert second == first + 1  # a fresh answer after a new block: eth_call is not cached
