@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eth_abi import encode
 from eth_utils import keccak
+from web3 import Web3
 
 from imaging_consent import errors
 from imaging_consent.contracts import decode_revert
@@ -38,6 +39,7 @@ def test_decode_revert_hex_string_and_missing_role() -> None:
     assert isinstance(exc, PermissionError)
     assert exc.error_name == "AccessControlUnauthorizedAccount"
     assert role.hex() in str(exc)
+    assert exc.error_args["account"] == Web3.to_checksum_address(account)
 
 
 def test_decode_revert_unknown_selector_is_generic() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_hash.auto import keccak
+from web3 import Web3
 
 from imaging_consent import errors
 from imaging_consent.contracts.artifacts import SUITE, load_artifact
@@ -147,7 +148,10 @@ def decode_revert(data: bytes | str) -> errors.ContractRevertedError:
     spec = _error_table().get(raw[:4])
     if spec is None:
         return errors.ContractRevertedError(f"contract reverted with unknown data 0x{raw.hex()}")
-    values = abi_decode(list(spec.arg_types), raw[4:])
+    values = [
+        Web3.to_checksum_address(v) if t == "address" else v
+        for t, v in zip(spec.arg_types, abi_decode(list(spec.arg_types), raw[4:]), strict=True)
+    ]
     args = dict(zip(spec.arg_names, values, strict=True))
     cls, message = _KNOWN.get(spec.name, (errors.ContractRevertedError, None))
     if message is None:

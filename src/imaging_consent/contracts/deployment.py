@@ -1,0 +1,205 @@
+"""Deploy the suite with plain web3.py, and load a deployed suite from its manifest.
+
+:func:`deploy` writes the same ``deployments/<chainId>.json`` manifest as
+``scripts/deploy.py`` (brownie), through :class:`imaging_consent.manifest.Manifest`.
+:func:`load` refuses a manifest for another chain, or one whose addresses hold no code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from web3 import Web3
+from web3.contract import Contract
+
+from imaging_consent.chain import ChainSession, TransactionSender
+from imaging_consent.contracts.artifacts import SUITE, load_artifact
+from imaging_consent.contracts.revert import decode_revert
+from imaging_consent.errors import ContractError, WrongChainError
+from imaging_consent.manifest import (
+    CompilerSettings,
+    DeployedContract,
+    Manifest,
+    RoleGrant,
+    manifest_path,
+)
+
+logger = logging.getLogger(__name__)
+
+_ROLES = (
+    ("StudyRegistry", "SITE_ROLE"),
+    ("AccessLog", "GATEWAY_ROLE"),
+    ("AccessLog", "EMERGENCY_ROLE"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """The three deployed contracts on one chain, bound to a session.
+
+    Attributes:
+        session: The chain they live on.
+        manifest: Where they live and how they were deployed.
+        consent: ConsentRegistry.
+        studies: StudyRegistry.
+        access_log: AccessLog.
+    """
+
+    session: ChainSession
+    manifest: Manifest
+    consent: Contract
+    studies: Contract
+    access_log: Contract
+
+
+def bind(session: ChainSession, name: str, address: str) -> Contract:
+    """Return a web3 contract object for suite contract ``name`` at ``address``."""
+    artifact = load_artifact(name)
+    return session.w3.eth.contract(
+        address=Web3.to_checksum_address(address), abi=list(artifact.abi)
+    )
+
+
+def role_id(name: str) -> bytes:
+    """The AccessControl role id of ``name`` (``keccak256(name)``; zero for the admin role)."""
+    return bytes(32) if name == "DEFAULT_ADMIN_ROLE" else Web3.keccak(text=name)
+
+
+def _compiler_settings() -> CompilerSettings:
+    compiler = load_artifact(SUITE[0]).compiler
+    optimizer = compiler.get("optimizer", {})
+    return CompilerSettings(
+        solc_version=compiler["version"],
+        evm_version=compiler["evm_version"],
+        optimizer_enabled=bool(optimizer.get("enabled", False)),
+        optimizer_runs=int(optimizer.get("runs", 0)),
+        via_ir=bool(compiler.get("viaIR", False)),
+    )
+
+
+def deploy(
+    session: ChainSession,
+    deployer: TransactionSender,
+    *,
+    sites: Sequence[str] = (),
+    gateways: Sequence[str] = (),
+    emergency: Sequence[str] = (),
+    out_dir: str | os.PathLike[str] | None = "deployments",
+) -> Suite:
+    """Deploy ConsentRegistry, StudyRegistry and AccessLog in dependency order.
+
+    The deployer becomes the admin of both role-based contracts and grants the given roles.
+
+    Args:
+        session: The chain to deploy on.
+        deployer: Sends (and pays for) every transaction.
+        sites: Accounts to receive StudyRegistry's SITE_ROLE.
+        gateways: Accounts to receive AccessLog's GATEWAY_ROLE.
+        emergency: Accounts to receive AccessLog's EMERGENCY_ROLE.
+        out_dir: Folder to write ``<chainId>.json`` into, or None to write nothing.
+
+    Returns:
+        The deployed suite and its manifest.
+
+    Raises:
+        TransactionError: If a deployment transaction fails.
+    """
+    admin = deployer.address
+    deployed: dict[str, DeployedContract] = {}
+
+    def create(name: str, *args: object) -> ChecksumAddress:
+        artifact = load_artifact(name)
+        factory = session.w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
+        receipt = deployer.transact(factory.constructor(*args))
+        if receipt.contract_address is None:
+            raise ContractError(f"deploying {name} created no contract (tx {receipt.tx_hash})")
+        deployed[name] = DeployedContract(
+            receipt.contract_address, receipt.tx_hash, receipt.block_number
+        )
+        logger.info("deployed %s at %s", name, receipt.contract_address)
+        return receipt.contract_address
+
+    consent = create("ConsentRegistry")
+    studies = create("StudyRegistry", admin)
+    create("AccessLog", consent, studies, admin)
+
+    roles: list[RoleGrant] = []
+    for (contract_name, role), members in zip(_ROLES, (sites, gateways, emergency), strict=True):
+        contract = bind(session, contract_name, deployed[contract_name].address)
+        for member in members:
+            account = Web3.to_checksum_address(member)
+            deployer.transact(contract.functions.grantRole(role_id(role), account))
+            roles.append(RoleGrant(contract_name, role, account))
+
+    first = deployed["ConsentRegistry"].block_number
+    timestamp = session.w3.eth.get_block(first)["timestamp"]
+    manifest = Manifest(
+        chain_id=session.chain_id,
+        deployer=admin,
+        block_number=first,
+        deployed_at=datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        compiler=_compiler_settings(),
+        contracts=deployed,
+        roles=tuple(roles),
+    )
+    if out_dir is not None:
+        manifest.write(manifest_path(out_dir, session.chain_id))
+    return _bound(session, manifest)
+
+
+def load(session: ChainSession, manifest: Manifest | str | os.PathLike[str]) -> Suite:
+    """Bind to a deployed suite, checking its manifest against the chain.
+
+    Args:
+        session: The chain the suite should be on.
+        manifest: The manifest, or the path of its JSON file.
+
+    Raises:
+        ManifestError: If the file is missing or malformed, or a contract is missing from it.
+        WrongChainError: If the manifest is for another chain id.
+        ContractError: If an address in the manifest holds no code on this chain.
+    """
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.read(Path(manifest))
+    if manifest.chain_id != session.chain_id:
+        raise WrongChainError(
+            f"manifest is for chain id {manifest.chain_id}, but the endpoint serves chain id "
+            f"{session.chain_id}"
+        )
+    for name in SUITE:
+        address = manifest.address(name)
+        if not session.w3.eth.get_code(address):
+            raise ContractError(
+                f"no contract code at {address} ({name}) on chain {session.chain_id}: "
+                "the manifest is stale or for another network"
+            )
+    return _bound(session, manifest)
+
+
+def _bound(session: ChainSession, manifest: Manifest) -> Suite:
+    addresses = {name: manifest.address(name) for name in SUITE}
+    return Suite(
+        session=session,
+        manifest=manifest,
+        consent=bind(session, "ConsentRegistry", addresses["ConsentRegistry"]),
+        studies=bind(session, "StudyRegistry", addresses["StudyRegistry"]),
+        access_log=bind(session, "AccessLog", addresses["AccessLog"]),
+    )
+
+
+def sender_for(
+    session: ChainSession, account: LocalAccount, *, confirmations: int = 0
+) -> TransactionSender:
+    """A :class:`TransactionSender` that decodes the suite's custom errors into typed ones."""
+    return TransactionSender(
+        session, account, confirmations=confirmations, error_decoder=decode_revert
+    )
