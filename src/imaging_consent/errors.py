@@ -143,6 +143,10 @@ class ConsentError(ImagingConsentError):
     """A problem with a consent grant, revocation or signature."""
 
 
+class UnknownPurposeError(ConsentError, ValueError):
+    """A purpose name is not one of the HL7 v3 PurposeOfUse codes the registry knows."""
+
+
 class InvalidGrantError(ContractRevertedError, ConsentError, ValueError):
     """A grant's values are invalid: zero grantee, no or reserved purposes, or a bad window."""
 
