@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from brownie import chain
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +44,29 @@ def relayer(accounts):
 @pytest.fixture(scope="module")
 def consent(ConsentRegistry, admin):
     return ConsentRegistry.deploy({"from": admin})
+
+
+@pytest.fixture(scope="module")
+def signer(accounts, admin):
+    """A patient whose private key the tests hold (`signer.private_key`), with some ether."""
+    account = accounts.add()
+    admin.transfer(account, "1 ether")
+    return account
+
+
+@pytest.fixture(scope="module")
+def other_signer(accounts):
+    """A second key holder, never funded: it only signs."""
+    return accounts.add()
+
+
+@pytest.fixture(scope="module")
+def wallet(MockWallet1271, signer, admin):
+    """An EIP-1271 smart-contract wallet owned by `signer`."""
+    return MockWallet1271.deploy(signer, {"from": admin})
+
+
+@pytest.fixture
+def deadline():
+    """A deadline an hour from now."""
+    return chain.time() + 3600
