@@ -126,7 +126,9 @@ def consent_registry_gas() -> dict[str, int]:
     args = (grantee, STUDY, TREAT_AND_RESEARCH, True, 0, EXPIRES_AT)
     gas["grant"] = used(registry.grant(*args, {"from": patient, "silent": True}))
     # Best case: the study-scoped grant permits with identified data, so one slot is read.
-    gas["is_permitted_study"] = view_execution_gas(registry, "isPermitted", patient, grantee, STUDY, 0)
+    gas["is_permitted_study"] = view_execution_gas(
+        registry, "isPermitted", patient, grantee, STUDY, 0
+    )
     gas["grant_update"] = used(
         registry.grant(grantee, STUDY, 0b1, False, 0, EXPIRES_AT, {"from": patient, "silent": True})
     )
@@ -134,7 +136,9 @@ def consent_registry_gas() -> dict[str, int]:
     gas["is_permitted"] = view_execution_gas(registry, "isPermitted", patient, grantee, STUDY, 2)
     gas["revoke"] = used(registry.revoke(grantee, STUDY, {"from": patient, "silent": True}))
 
-    gas["set_delegate"] = used(registry.setDelegate(delegate, True, {"from": patient, "silent": True}))
+    gas["set_delegate"] = used(
+        registry.setDelegate(delegate, True, {"from": patient, "silent": True})
+    )
     gas["grant_for"] = used(registry.grantFor(patient, *args, {"from": delegate, "silent": True}))
     gas["revoke_for"] = used(
         registry.revokeFor(patient, grantee, STUDY, {"from": delegate, "silent": True})
@@ -153,9 +157,7 @@ def consent_registry_gas() -> dict[str, int]:
         "deadline": DEADLINE,
     }
     signature = _sign(registry, signer.private_key, "Grant", grant_message)
-    tx = registry.grantBySig(
-        signer, *args, DEADLINE, signature, {"from": relayer, "silent": True}
-    )
+    tx = registry.grantBySig(signer, *args, DEADLINE, signature, {"from": relayer, "silent": True})
     gas["grant_by_sig"] = used(tx)
 
     revoke_message = {

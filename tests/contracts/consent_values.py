@@ -23,7 +23,9 @@ def stored(consent: Any, patient: Any, grantee: Any, scope: bytes) -> tuple[int,
     return int(purposes), bool(identified), int(not_before), int(expires_at)
 
 
-def permitted(consent: Any, patient: Any, grantee: Any, key: bytes, purpose: int) -> tuple[bool, bool]:
+def permitted(
+    consent: Any, patient: Any, grantee: Any, key: bytes, purpose: int
+) -> tuple[bool, bool]:
     """`isPermitted` as a plain tuple."""
     allowed, identified = consent.isPermitted(patient, grantee, key, purpose)
     return bool(allowed), bool(identified)

@@ -40,7 +40,9 @@ DOMAIN_TYPE = [
 
 def domain_of(registry: Any) -> dict[str, Any]:
     """The EIP-712 domain as the contract reports it."""
-    fields, name, version, chain_id, verifying_contract, _salt, _extensions = registry.eip712Domain()
+    fields, name, version, chain_id, verifying_contract, _salt, _extensions = (
+        registry.eip712Domain()
+    )
     assert int(fields.hex() if isinstance(fields, bytes) else fields, 16) == 0x0F
     return {
         "name": name,
@@ -51,7 +53,11 @@ def domain_of(registry: Any) -> dict[str, Any]:
 
 
 def _sign(
-    registry: Any, key: Any, primary: str, fields: list[dict[str, str]], message: dict[str, Any],
+    registry: Any,
+    key: Any,
+    primary: str,
+    fields: list[dict[str, str]],
+    message: dict[str, Any],
     **domain_overrides: Any,
 ) -> bytes:
     domain = domain_of(registry) | domain_overrides

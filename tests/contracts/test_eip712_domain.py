@@ -24,4 +24,3 @@ def test_eip712_domain_differs_per_deployment(consent, ConsentRegistry, admin):
 
     assert domain[4] == second.address != consent.address
     assert domain[4] != ZERO_ADDRESS
-

@@ -14,12 +14,24 @@ def _grant(consent, signer, grantee, deadline, **fields):
     """Sign a grant of STUDY_A with `fields` and return the grantBySig arguments."""
     values = {"purposes": 0b101, "identified": True, "not_before": 0, "expires_at": 0} | fields
     sig = sign_grant(
-        consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-        deadline=deadline, **values,
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        deadline=deadline,
+        **values,
     )
     return (
-        signer, grantee, STUDY_A, values["purposes"], values["identified"],
-        values["not_before"], values["expires_at"], deadline, sig,
+        signer,
+        grantee,
+        STUDY_A,
+        values["purposes"],
+        values["identified"],
+        values["not_before"],
+        values["expires_at"],
+        deadline,
+        sig,
     )
 
 
@@ -69,8 +81,13 @@ def test_grant_by_sig_nonce_taken_by_revoke_by_sig_reverts(
     consent.grant(grantee, STUDY_B, 1, False, 0, 0, {"from": signer})
     grant_args = _grant(consent, signer, grantee, deadline)  # signed with nonce 0
     revoke_sig = sign_revoke(
-        consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_B,
-        nonce=0, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_B,
+        nonce=0,
+        deadline=deadline,
     )
     consent.revokeBySig(signer, grantee, STUDY_B, deadline, revoke_sig, {"from": relayer})
 
@@ -80,13 +97,20 @@ def test_grant_by_sig_nonce_taken_by_revoke_by_sig_reverts(
 
 def test_grant_by_sig_future_nonce_reverts(consent, signer, grantee, relayer, deadline):
     sig = sign_grant(
-        consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-        purposes=1, nonce=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        nonce=1,
+        deadline=deadline,
     )
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                           {"from": relayer})
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )
 
 
 def test_grant_by_sig_after_deadline_reverts(consent, signer, grantee, relayer):
@@ -115,13 +139,20 @@ def test_grant_by_sig_at_deadline_accepted(consent, signer, grantee, relayer):
 
 def test_grant_by_sig_other_chain_id_reverts(consent, signer, grantee, relayer, deadline):
     sig = sign_grant(
-        consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline, chain_id=1,
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
+        chain_id=1,
     )
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                           {"from": relayer})
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )
 
 
 def test_grant_by_sig_other_contract_reverts(
@@ -129,14 +160,20 @@ def test_grant_by_sig_other_contract_reverts(
 ):
     other = ConsentRegistry.deploy({"from": admin})
     sig = sign_grant(
-        other, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        other,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
     other.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer})
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                           {"from": relayer})
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )
 
 
 def test_grant_by_sig_high_s_twin_reverts(consent, signer, grantee, relayer, deadline):
@@ -148,16 +185,23 @@ def test_grant_by_sig_high_s_twin_reverts(consent, signer, grantee, relayer, dea
     consent.grantBySig(*fields, sig, {"from": relayer})  # the original is still good
 
 
-def test_grant_by_sig_wrong_signer_reverts(consent, signer, other_signer, grantee, relayer,
-                                           deadline):
+def test_grant_by_sig_wrong_signer_reverts(
+    consent, signer, other_signer, grantee, relayer, deadline
+):
     sig = sign_grant(
-        consent, other_signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        other_signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                           {"from": relayer})
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )
 
 
 def test_grant_by_sig_changed_field_reverts(consent, signer, grantee, relayer, deadline):
@@ -189,12 +233,18 @@ def test_grant_by_sig_wallet_owner_signature_accepted(
     consent, wallet, signer, grantee, relayer, deadline
 ):
     sig = sign_grant(
-        consent, signer.private_key, patient=wallet, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=wallet,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
 
-    tx = consent.grantBySig(wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                            {"from": relayer})
+    tx = consent.grantBySig(
+        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+    )
 
     assert tx.events["ConsentGranted"]["patient"] == wallet
     assert stored(consent, wallet, grantee, STUDY_A) == (1, False, 0, 0)
@@ -205,19 +255,30 @@ def test_grant_by_sig_wallet_other_signature_reverts(
     consent, wallet, other_signer, grantee, relayer, deadline
 ):
     sig = sign_grant(
-        consent, other_signer.private_key, patient=wallet, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        other_signer.private_key,
+        patient=wallet,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", wallet)):
-        consent.grantBySig(wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                           {"from": relayer})
+        consent.grantBySig(
+            wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )
 
 
 def test_grant_by_sig_wallet_replay_reverts(consent, wallet, signer, grantee, relayer, deadline):
     sig = sign_grant(
-        consent, signer.private_key, patient=wallet, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=wallet,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
     args = (wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, sig)
     consent.grantBySig(*args, {"from": relayer})
@@ -237,11 +298,39 @@ def test_grant_by_sig_any_grant_used_once(
 ):
     deadline = chain.time() + 3600
     expires_at = chain.time() + expires_in
-    args = _grant(consent, signer, grantee, deadline, purposes=purposes, identified=identified,
-                  expires_at=expires_at)
+    args = _grant(
+        consent,
+        signer,
+        grantee,
+        deadline,
+        purposes=purposes,
+        identified=identified,
+        expires_at=expires_at,
+    )
 
     consent.grantBySig(*args, {"from": relayer})
 
     assert stored(consent, signer, grantee, STUDY_A) == (purposes, identified, 0, expires_at)
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
         consent.grantBySig(*args, {"from": relayer})
+
+
+def test_grant_by_sig_delegate_signature_reverts(
+    consent, signer, other_signer, grantee, relayer, deadline
+):
+    # A delegate acts through grantFor; only the patient's own signature authorises grantBySig.
+    consent.setDelegate(other_signer, True, {"from": signer})
+    sig = sign_grant(
+        consent,
+        other_signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
+    )
+
+    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )

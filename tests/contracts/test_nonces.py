@@ -15,11 +15,13 @@ def test_nonces_start_at_zero(consent, signer):
 
 def test_nonces_advance_per_signed_grant_and_revoke(consent, signer, grantee, relayer, deadline):
     key = signer.private_key
-    sig = sign_grant(consent, key, patient=signer, grantee=grantee, scope=STUDY_A, purposes=1,
-                     deadline=deadline)
+    sig = sign_grant(
+        consent, key, patient=signer, grantee=grantee, scope=STUDY_A, purposes=1, deadline=deadline
+    )
     consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer})
-    sig = sign_revoke(consent, key, patient=signer, grantee=grantee, scope=STUDY_A,
-                      deadline=deadline)
+    sig = sign_revoke(
+        consent, key, patient=signer, grantee=grantee, scope=STUDY_A, deadline=deadline
+    )
 
     consent.revokeBySig(signer, grantee, STUDY_A, deadline, sig, {"from": relayer})
 
@@ -36,21 +38,37 @@ def test_nonces_untouched_by_direct_calls(consent, signer, grantee, delegate):
     assert result == 0
 
 
-def test_nonces_untouched_by_rejected_signature(consent, signer, other_signer, grantee, relayer,
-                                                 deadline):
-    sig = sign_grant(consent, other_signer.private_key, patient=signer, grantee=grantee,
-                     scope=STUDY_A, purposes=1, deadline=deadline)
+def test_nonces_untouched_by_rejected_signature(
+    consent, signer, other_signer, grantee, relayer, deadline
+):
+    sig = sign_grant(
+        consent,
+        other_signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
+    )
 
     with brownie.reverts(revert_pattern=r"ConsentRegistryInvalidSigner: .*"):
-        consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig,
-                           {"from": relayer})
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer}
+        )
 
     assert consent.nonces(signer) == 0
 
 
 def test_nonces_are_per_patient(consent, signer, other_signer, grantee, relayer, deadline):
-    sig = sign_grant(consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-                     purposes=1, deadline=deadline)
+    sig = sign_grant(
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
+    )
 
     consent.grantBySig(signer, grantee, STUDY_A, 1, False, 0, 0, deadline, sig, {"from": relayer})
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import brownie
 from brownie import chain
-from consent_values import ALL_STUDIES, DAY, NO_GRANT, STUDY_A, STUDY_B, TREAT, error, permitted, stored
+from consent_values import (
+    ALL_STUDIES,
+    DAY,
+    NO_GRANT,
+    STUDY_A,
+    STUDY_B,
+    TREAT,
+    error,
+    permitted,
+    stored,
+)
 
 
 def test_revoke_emits_consent_revoked(consent, patient, grantee):

@@ -1,4 +1,4 @@
-"""ConsentRegistry.revokeBySig: a revocation signed by the patient (EIP-712) and relayed by anyone."""
+"""ConsentRegistry.revokeBySig: a revocation signed by the patient (EIP-712), relayed by anyone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from eip712_messages import high_s_twin, sign_grant, sign_revoke
 def _revoke(consent, key, patient, grantee, deadline, scope=STUDY_A, **overrides):
     """Sign a revocation and return the revokeBySig arguments."""
     sig = sign_revoke(
-        consent, key, patient=patient, grantee=grantee, scope=scope, deadline=deadline,
+        consent,
+        key,
+        patient=patient,
+        grantee=grantee,
+        scope=scope,
+        deadline=deadline,
         **overrides,
     )
     return (patient, grantee, scope, deadline, sig)
@@ -51,11 +56,18 @@ def test_revoke_by_sig_nonce_taken_by_grant_by_sig_reverts(
     consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
     revoke_args = _revoke(consent, signer.private_key, signer, grantee, deadline)  # nonce 0
     grant_sig = sign_grant(
-        consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_B,
-        purposes=1, nonce=0, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_B,
+        purposes=1,
+        nonce=0,
+        deadline=deadline,
     )
-    consent.grantBySig(signer, grantee, STUDY_B, 1, False, 0, 0, deadline, grant_sig,
-                       {"from": relayer})
+    consent.grantBySig(
+        signer, grantee, STUDY_B, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
+    )
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
         consent.revokeBySig(*revoke_args, {"from": relayer})
@@ -67,8 +79,13 @@ def test_revoke_by_sig_grant_signature_reused_reverts(consent, signer, grantee, 
     # A Grant signature is not a Revoke signature, even with the same nonce and deadline.
     consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
     grant_sig = sign_grant(
-        consent, signer.private_key, patient=signer, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
@@ -141,11 +158,17 @@ def test_revoke_by_sig_wallet_owner_signature_accepted(
     consent, wallet, signer, grantee, relayer, deadline
 ):
     grant_sig = sign_grant(
-        consent, signer.private_key, patient=wallet, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=wallet,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
-    consent.grantBySig(wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig,
-                       {"from": relayer})
+    consent.grantBySig(
+        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
+    )
     args = _revoke(consent, signer.private_key, wallet, grantee, deadline)
 
     tx = consent.revokeBySig(*args, {"from": relayer})
@@ -159,11 +182,17 @@ def test_revoke_by_sig_wallet_other_signature_reverts(
     consent, wallet, signer, other_signer, grantee, relayer, deadline
 ):
     grant_sig = sign_grant(
-        consent, signer.private_key, patient=wallet, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=wallet,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
-    consent.grantBySig(wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig,
-                       {"from": relayer})
+    consent.grantBySig(
+        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
+    )
     args = _revoke(consent, other_signer.private_key, wallet, grantee, deadline)
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", wallet)):
@@ -178,11 +207,17 @@ def test_revoke_by_sig_owner_signing_as_itself_does_not_move_wallet_grant(
     # The owner's own (EOA) revocation names the owner as patient, not the wallet.
     consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
     grant_sig = sign_grant(
-        consent, signer.private_key, patient=wallet, grantee=grantee, scope=STUDY_A,
-        purposes=1, deadline=deadline,
+        consent,
+        signer.private_key,
+        patient=wallet,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=1,
+        deadline=deadline,
     )
-    consent.grantBySig(wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig,
-                       {"from": relayer})
+    consent.grantBySig(
+        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
+    )
     args = _revoke(consent, signer.private_key, signer, grantee, deadline)
 
     consent.revokeBySig(*args, {"from": relayer})
