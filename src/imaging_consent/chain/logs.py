@@ -52,6 +52,7 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 _TIMEOUTS: tuple[type[BaseException], ...] = (requests.Timeout, TimeoutError)
 _UNREACHABLE: tuple[type[BaseException], ...] = _TRANSPORT_ERRORS + _TIMEOUTS
+_SMALLER_PAGE: tuple[type[BaseException], ...] = (Web3RPCError, *_TIMEOUTS)
 
 
 def _as_events(event: ContractEvent | type[ContractEvent] | Sequence[Any]) -> list[ContractEvent]:
@@ -155,7 +156,9 @@ def fetch_logs(
         }
         try:
             logs: list[LogReceipt] = list(w3.eth.get_logs(params))
-        except (Web3RPCError, *_TIMEOUTS) as exc:
+        except requests.ConnectTimeout as exc:  # nobody there: asking for less will not help
+            raise ChainUnavailableError(f"cannot reach {shown}: {type(exc).__name__}") from exc
+        except _SMALLER_PAGE as exc:
             if not _asks_for_less(exc):
                 raise LogQueryError(f"eth_getLogs failed on {shown}: {exc}") from exc
             if stop == start:
