@@ -1,4 +1,4 @@
-"""EIP-712 consents: typed data from the chain's domain, local signing, relaying by a third party."""
+"""EIP-712 consents: typed data from the chain domain, local signing, relaying by others."""
 
 from __future__ import annotations
 
