@@ -36,6 +36,10 @@ class ChainBinaryNotFoundError(LocalChainError, FileNotFoundError):
     """The ``ganache`` or ``anvil`` executable is not installed (run ``npm ci``)."""
 
 
+class LogQueryError(ChainError):
+    """Event logs could not be fetched, even one block at a time."""
+
+
 class TransactionError(ChainError):
     """A transaction could not be sent or was not mined.
 
@@ -145,6 +149,18 @@ class ConsentError(ImagingConsentError):
 
 class UnknownPurposeError(ConsentError, ValueError):
     """A purpose name is not one of the HL7 v3 PurposeOfUse codes the registry knows."""
+
+
+class InvalidAddressError(ConsentError, ValueError):
+    """A value given as an account address is not a valid address."""
+
+
+class InvalidTimestampError(ConsentError, ValueError):
+    """A grant time is naive (no timezone), negative or beyond uint48."""
+
+
+class ReadOnlyClientError(ConsentError, RuntimeError):
+    """A consent client made without a transaction sender was asked to send a transaction."""
 
 
 class InvalidGrantError(ContractRevertedError, ConsentError, ValueError):

@@ -1,0 +1,216 @@
+"""Grants and their full history, rebuilt from ConsentRegistry's events alone.
+
+Every change to a grant emits ``ConsentGranted`` or ``ConsentRevoked`` and every delegate
+change ``DelegateSet``, so replaying them in order (block, then log index) gives the stored
+state. One paged ``eth_getLogs`` query per page covers all three events, from the manifest's
+deployment block to ``latest``. Reorganisations are not followed (see :mod:`imaging_consent.audit`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from eth_typing import ChecksumAddress
+from web3 import Web3
+from web3.types import EventData
+
+from imaging_consent.chain.logs import DEFAULT_PAGE, block_timestamps, fetch_logs
+from imaging_consent.consent.purposes import Purpose, purposes_from_mask
+from imaging_consent.contracts.deployment import Suite
+
+__all__ = ["ALL_STUDIES", "ConsentEvent", "Grant", "GrantHistory", "grant_history"]
+
+#: The scope meaning "all of the patient's studies" (``bytes32(0)``).
+ALL_STUDIES: bytes = bytes(32)
+
+ConsentEventKind = Literal["granted", "revoked", "delegate_set"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A stored grant.
+
+    Attributes:
+        patient: The patient who granted.
+        grantee: The account allowed access.
+        scope: A 32-byte study key, or :data:`ALL_STUDIES`.
+        purposes: The purposes of use it permits (never empty).
+        identified: True if identified data may be released, False for de-identified only.
+        not_before: Unix second from which it applies (0: from the start).
+        expires_at: Unix second at which it stops applying (0: never).
+    """
+
+    patient: ChecksumAddress
+    grantee: ChecksumAddress
+    scope: bytes
+    purposes: frozenset[Purpose]
+    identified: bool
+    not_before: int
+    expires_at: int
+
+    def is_active(self, at: int) -> bool:
+        """Whether the grant applies at unix second ``at`` (the contract's own rule)."""
+        return (
+            bool(self.purposes)
+            and at >= self.not_before
+            and (self.expires_at == 0 or at < self.expires_at)
+        )
+
+    @property
+    def all_studies(self) -> bool:
+        """Whether the grant covers all of the patient's studies."""
+        return self.scope == ALL_STUDIES
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEvent:
+    """One ConsentGranted, ConsentRevoked or DelegateSet event.
+
+    Attributes:
+        kind: ``"granted"``, ``"revoked"`` or ``"delegate_set"``.
+        patient: The patient.
+        grantee: The grantee, or for ``delegate_set`` the delegate.
+        scope: The grant's scope (:data:`ALL_STUDIES` for ``delegate_set``).
+        purposes: Granted purposes (empty unless ``granted``).
+        identified: Whether identified data was allowed (False unless ``granted``).
+        not_before: Grant start (0 unless ``granted``).
+        expires_at: Grant end (0 unless ``granted``).
+        block_number: The block holding the event.
+        tx_hash: The transaction, 0x-hex.
+        log_index: The event's index in its block.
+        timestamp: The block's unix time.
+        allowed: For ``delegate_set``: appointed (True) or removed (False); else None.
+    """
+
+    kind: ConsentEventKind
+    patient: ChecksumAddress
+    grantee: ChecksumAddress
+    scope: bytes
+    purposes: frozenset[Purpose]
+    identified: bool
+    not_before: int
+    expires_at: int
+    block_number: int
+    tx_hash: str
+    log_index: int
+    timestamp: int
+    allowed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantHistory:
+    """Grants as stored now, and every event that led there.
+
+    Attributes:
+        current: Stored grants (not revoked), oldest change first. Expired or not-yet-valid
+            grants are included; filter with :meth:`Grant.is_active`.
+        events: Every matching event, oldest first.
+    """
+
+    current: tuple[Grant, ...]
+    events: tuple[ConsentEvent, ...]
+
+
+def _event(log: EventData, timestamp: int) -> ConsentEvent:
+    args = log["args"]
+    name = log["event"]
+    common = {
+        "block_number": int(log["blockNumber"]),
+        "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
+        "log_index": int(log["logIndex"]),
+        "timestamp": timestamp,
+        "patient": Web3.to_checksum_address(args["patient"]),
+    }
+    if name == "DelegateSet":
+        return ConsentEvent(
+            kind="delegate_set",
+            grantee=Web3.to_checksum_address(args["delegate"]),
+            scope=ALL_STUDIES,
+            purposes=frozenset(),
+            identified=False,
+            not_before=0,
+            expires_at=0,
+            allowed=bool(args["allowed"]),
+            **common,  # type: ignore[arg-type]
+        )
+    granted = name == "ConsentGranted"
+    return ConsentEvent(
+        kind="granted" if granted else "revoked",
+        grantee=Web3.to_checksum_address(args["grantee"]),
+        scope=bytes(args["scope"]),
+        purposes=purposes_from_mask(int(args["purposes"])) if granted else frozenset(),
+        identified=bool(args["identified"]) if granted else False,
+        not_before=int(args["notBefore"]) if granted else 0,
+        expires_at=int(args["expiresAt"]) if granted else 0,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def grant_history(
+    suite: Suite,
+    *,
+    patient: str | None = None,
+    grantee: str | None = None,
+    page: int = DEFAULT_PAGE,
+    to_block: int | None = None,
+) -> GrantHistory:
+    """Rebuild the grants of a patient or to a grantee from events.
+
+    Exactly one of ``patient`` and ``grantee`` is given. For a grantee, ``delegate_set``
+    events naming them as delegate are included too.
+
+    Args:
+        suite: The deployed suite; scanning starts at its manifest's ``block_number``.
+        patient: Whose grants to rebuild.
+        grantee: Or: the grants made to this account.
+        page: Blocks per ``eth_getLogs`` request (halved when the node asks for less).
+        to_block: Last block to read; by default ``latest``.
+
+    Raises:
+        ValueError: If not exactly one of ``patient`` and ``grantee`` is given.
+        LogQueryError: If the node refuses the log query.
+        ChainUnavailableError: If the node cannot be reached.
+    """
+    if (patient is None) == (grantee is None):
+        raise ValueError("give exactly one of patient and grantee")
+    events = suite.consent.events
+    kinds = [events.ConsentGranted, events.ConsentRevoked, events.DelegateSet]
+    if patient is not None:
+        filters = {"patient": Web3.to_checksum_address(patient)}
+    else:
+        # grantee and delegate are both the second indexed argument (topic 2).
+        filters = {"grantee": Web3.to_checksum_address(str(grantee))}
+        kinds = [events.ConsentGranted, events.ConsentRevoked]
+    logs = list(
+        fetch_logs(suite.session, kinds, filters, suite.manifest.block_number, to_block, page=page)
+    )
+    if grantee is not None:
+        logs += fetch_logs(
+            suite.session,
+            events.DelegateSet,
+            {"delegate": filters["grantee"]},
+            suite.manifest.block_number,
+            to_block,
+            page=page,
+        )
+        logs.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
+    stamps = block_timestamps(suite.session, (int(log["blockNumber"]) for log in logs))
+    history = tuple(_event(log, stamps[int(log["blockNumber"])]) for log in logs)
+    state: dict[tuple[str, str, bytes], Grant] = {}
+    for event in history:
+        key = (event.patient, event.grantee, event.scope)
+        if event.kind == "granted":
+            state.pop(key, None)  # a replaced grant moves to the end: latest change last
+            state[key] = Grant(
+                event.patient,
+                event.grantee,
+                event.scope,
+                event.purposes,
+                event.identified,
+                event.not_before,
+                event.expires_at,
+            )
+        elif event.kind == "revoked":
+            state.pop(key, None)
+    return GrantHistory(current=tuple(state.values()), events=history)

@@ -1,0 +1,223 @@
+"""EIP-712 consents: the typed data a wallet signs, and the signed result.
+
+A patient without ETH signs a ``Grant`` or ``Revoke`` message in their wallet
+(``eth_signTypedData_v4``); anyone relays it with ``grantBySig`` / ``revokeBySig``. The
+domain is read from the contract's ``eip712Domain()`` (ERC-5267), never written here, so a
+redeployment or another chain can never be signed for by mistake.
+
+The JSON is what MetaMask expects: ``types`` (with ``EIP712Domain``), ``primaryType``,
+``domain`` and ``message``; numbers are JSON integers, ``bytes32`` values 0x-hex strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from web3 import Web3
+from web3.contract import Contract
+
+from imaging_consent.errors import InvalidSignatureError, WrongChainError
+
+__all__ = [
+    "GRANT_TYPE",
+    "REVOKE_TYPE",
+    "ConsentKind",
+    "SignedConsent",
+    "domain_of",
+    "recover_signer",
+    "sign_typed_data",
+    "typed_data",
+]
+
+ConsentKind = Literal["grant", "revoke"]
+
+#: ``Grant(address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,
+#: uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline)``
+GRANT_TYPE: tuple[tuple[str, str], ...] = (
+    ("patient", "address"),
+    ("grantee", "address"),
+    ("scope", "bytes32"),
+    ("purposes", "uint32"),
+    ("identified", "bool"),
+    ("notBefore", "uint48"),
+    ("expiresAt", "uint48"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+)
+#: ``Revoke(address patient,address grantee,bytes32 scope,uint256 nonce,uint256 deadline)``
+REVOKE_TYPE: tuple[tuple[str, str], ...] = (
+    ("patient", "address"),
+    ("grantee", "address"),
+    ("scope", "bytes32"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+)
+
+# ERC-5267 field bits, in EIP-712 domain order.
+_DOMAIN_FIELDS = (
+    ("name", "string"),
+    ("version", "string"),
+    ("chainId", "uint256"),
+    ("verifyingContract", "address"),
+    ("salt", "bytes32"),
+)
+
+
+def domain_of(contract: Contract, chain_id: int) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Read a contract's EIP-712 domain (ERC-5267 ``eip712Domain()``), one ``eth_call``.
+
+    Args:
+        contract: A contract implementing ERC-5267.
+        chain_id: The chain the session is on; the domain must name it.
+
+    Returns:
+        The ``EIP712Domain`` type fields and the domain values, as JSON-ready values.
+
+    Raises:
+        WrongChainError: If the domain names another chain id.
+        InvalidSignatureError: If the domain uses ERC-5267 extensions, which no wallet signs.
+    """
+    fields, name, version, domain_chain, verifying, salt, extensions = (
+        contract.functions.eip712Domain().call()
+    )
+    if extensions:
+        raise InvalidSignatureError("the contract's EIP-712 domain has extensions; unsupported")
+    bits = fields[0] if isinstance(fields, bytes | bytearray) else int(fields)
+    values: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "chainId": int(domain_chain),
+        "verifyingContract": Web3.to_checksum_address(verifying),
+        "salt": "0x" + bytes(salt).hex(),
+    }
+    if bits & 0b100 and int(domain_chain) != chain_id:
+        raise WrongChainError(
+            f"the contract's EIP-712 domain names chain id {domain_chain}, "
+            f"but the session is on chain id {chain_id}"
+        )
+    types = [
+        {"name": n, "type": t} for bit, (n, t) in enumerate(_DOMAIN_FIELDS) if bits & (1 << bit)
+    ]
+    return types, {field["name"]: values[field["name"]] for field in types}
+
+
+def typed_data(
+    kind: ConsentKind,
+    domain_types: list[dict[str, str]],
+    domain: Mapping[str, Any],
+    message: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``eth_signTypedData_v4`` JSON of a Grant or Revoke ``message``."""
+    primary = "Grant" if kind == "grant" else "Revoke"
+    fields = GRANT_TYPE if kind == "grant" else REVOKE_TYPE
+    return {
+        "types": {
+            "EIP712Domain": list(domain_types),
+            primary: [{"name": n, "type": t} for n, t in fields],
+        },
+        "primaryType": primary,
+        "domain": dict(domain),
+        "message": {name: message[name] for name, _ in fields},
+    }
+
+
+def sign_typed_data(data: Mapping[str, Any], key: LocalAccount) -> bytes:
+    """Sign typed data locally, as a wallet's ``eth_signTypedData_v4`` would (65 bytes r‖s‖v)."""
+    return bytes(Account.sign_typed_data(key.key, full_message=dict(data)).signature)
+
+
+def recover_signer(data: Mapping[str, Any], signature: bytes) -> ChecksumAddress:
+    """The EOA that made ``signature`` over ``data``.
+
+    Raises:
+        InvalidSignatureError: If the signature is malformed.
+    """
+    try:
+        signer = Account.recover_message(
+            encode_typed_data(full_message=dict(data)), signature=signature
+        )
+    except Exception as exc:  # eth_keys raises several types for malformed signatures
+        raise InvalidSignatureError(f"malformed signature: {type(exc).__name__}") from None
+    return Web3.to_checksum_address(signer)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedConsent:
+    """An EIP-712 Grant or Revoke, maybe signed, ready to hand to a wallet or a relayer.
+
+    Attributes:
+        kind: ``"grant"`` or ``"revoke"``.
+        typed_data: The ``eth_signTypedData_v4`` JSON (types, primaryType, domain, message).
+        signature: The patient's 65-byte signature, or None until a wallet has signed.
+    """
+
+    kind: ConsentKind
+    typed_data: dict[str, Any]
+    signature: bytes | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The signed struct's values (``patient``, ``grantee``, ``scope``, ``nonce``...)."""
+        message: dict[str, Any] = self.typed_data["message"]
+        return message
+
+    @property
+    def patient(self) -> ChecksumAddress:
+        """The patient whose consent this is."""
+        return Web3.to_checksum_address(self.message["patient"])
+
+    @property
+    def deadline(self) -> int:
+        """Last unix second (chain time) at which the consent may be relayed."""
+        return int(self.message["deadline"])
+
+    @property
+    def nonce(self) -> int:
+        """The patient's nonce the consent uses up."""
+        return int(self.message["nonce"])
+
+    def with_signature(self, signature: bytes | str) -> SignedConsent:
+        """This consent with a wallet's signature (bytes or 0x-hex) attached."""
+        if isinstance(signature, str):
+            signature = bytes.fromhex(signature.removeprefix("0x"))
+        return SignedConsent(self.kind, self.typed_data, bytes(signature))
+
+    def to_json(self) -> str:
+        """``{"kind", "typedData", "signature"}`` as JSON text (signature 0x-hex or null)."""
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "typedData": self.typed_data,
+                "signature": None if self.signature is None else "0x" + self.signature.hex(),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SignedConsent:
+        """Parse :meth:`to_json` output.
+
+        Raises:
+            InvalidSignatureError: If the text is not a signed-consent JSON object.
+        """
+        try:
+            data = json.loads(text)
+            kind = data["kind"]
+            typed = data["typedData"]
+            signature = data.get("signature")
+            if kind not in ("grant", "revoke") or not isinstance(typed, dict):
+                raise ValueError(kind)
+            expected = "Grant" if kind == "grant" else "Revoke"
+            if typed.get("primaryType") != expected or not isinstance(typed.get("message"), dict):
+                raise ValueError(typed.get("primaryType"))
+            raw = None if signature is None else bytes.fromhex(signature.removeprefix("0x"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidSignatureError(f"not a signed consent JSON: {exc!r}") from None
+        return cls(kind, typed, raw)
