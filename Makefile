@@ -46,8 +46,8 @@ $(COMPILED): $(SOURCES) $(INSTALLED_PY) $(SOLC)
 	touch $@
 
 lint: $(INSTALLED_PY)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts examples
+	$(BIN)/ruff format --check src tests scripts examples
 
 typecheck: $(INSTALLED_PY)
 	$(BIN)/mypy
