@@ -30,6 +30,7 @@ from imaging_consent.chain.session import redact_url
 from imaging_consent.consent.history import ALL_STUDIES, Grant, GrantHistory, grant_history
 from imaging_consent.consent.purposes import Purpose, purposes_from_mask, purposes_mask
 from imaging_consent.consent.signing import (
+    ConsentKind,
     SignedConsent,
     domain_of,
     recover_signer,
@@ -443,7 +444,7 @@ class ConsentClient:
 
     def _sign(
         self,
-        kind: Any,
+        kind: ConsentKind,
         patient: str,
         fields: dict[str, Any],
         deadline: Timestamp | None,
