@@ -519,7 +519,7 @@ def _continue_hints(story: _Story, folder: Path) -> None:
         "In another shell:\n"
         f"  cd {folder} && . ./env.sh\n"
         "  imaging-consent consent grant --keystore keys/patient.json "
-        f"--grantee {p('radiologist')} --study-key {ct_key}\n"
+        f"--grantee {p('radiologist')} --study-key {ct_key} \\\n"
         "      --purpose TREAT --identified --expires 7d\n"
         f"  imaging-consent fetch {story.study_uids['CT']} --purpose TREAT "
         f"--as {p('radiologist')} --keystore keys/gateway.json --out received/ct-again\n"

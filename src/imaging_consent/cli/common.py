@@ -62,7 +62,8 @@ def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Off a terminal (pipes, tests, CI) rich would wrap at 80 columns and cut addresses short.
     width = None if stream.isatty() else 200
-    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=False)
+    # soft_wrap: messages are never hard-wrapped (commands stay copy-pastable); tables still fit.
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=True)
 
 
 out_console = _console(stderr=False)

@@ -242,8 +242,10 @@ def sign(
     ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
     scope = _scope(study_key, all_studies)
     target = address(grantee, "--grantee")
+    if unsigned and patient is None:
+        raise UsageProblem("--unsigned needs --patient ADDRESS (whose consent it is)")
     key = None if unsigned or patient is not None else ws.signer()
-    owner = key.address if key is not None else address(str(patient or ""), "--patient")
+    owner = key.address if key is not None else address(str(patient), "--patient")
     now = _chain_now(ws)
     due = parse_when(deadline, now, "--deadline")
     client = ConsentClient(ws.suite)
