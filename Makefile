@@ -64,6 +64,11 @@ test: lint typecheck test-contracts test-client
 artifacts: $(COMPILED)
 	$(BIN)/python scripts/export_artifacts.py
 
+# The end-to-end story on an embedded Ganache. The package ships its compiled contracts, so
+# this needs the installs only, not brownie compile.
+demo: $(INSTALLED_PY) $(INSTALLED_NODE)
+	$(BIN)/imaging-consent demo
+
 gas: $(COMPILED)
 	$(BIN)/brownie run scripts/gas.py --network $(NETWORK)
 
