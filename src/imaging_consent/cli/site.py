@@ -21,9 +21,9 @@ from imaging_consent.cli.common import (
     progress,
     short,
 )
+from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite, role_id
 from imaging_consent.release import register_study
-from imaging_consent.release._calls import call
 from imaging_consent.stores import FolderStore
 
 __all__ = ["Role", "app"]

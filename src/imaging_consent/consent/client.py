@@ -22,7 +22,6 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError
 
 from imaging_consent.chain import TransactionReceipt, TransactionSender
 from imaging_consent.chain.logs import DEFAULT_PAGE
@@ -37,6 +36,7 @@ from imaging_consent.consent.signing import (
     sign_typed_data,
     typed_data,
 )
+from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.contracts.revert import decode_revert
 from imaging_consent.errors import (
@@ -535,14 +535,7 @@ class ConsentClient:
             raise
 
     def _call(self, function: ContractFunction) -> Any:
-        try:
-            return function.call(block_identifier="latest")
-        except ContractCustomError as exc:
-            raise decode_revert(str(exc.data)) from exc
-        except ContractLogicError as exc:
-            raise ContractRevertedError(f"call reverted: {exc.message}") from exc
-        except _READ_ERRORS as exc:
-            raise self._unavailable(exc) from exc
+        return call(self.suite.session, function)
 
     def _read(self, read: Any) -> Any:
         try:

@@ -49,6 +49,7 @@ from web3.logs import DISCARD
 from imaging_consent.access_record import AccessRecord
 from imaging_consent.chain import TransactionReceipt, TransactionSender
 from imaging_consent.consent.purposes import Purpose
+from imaging_consent.contracts.calls import block_number, call
 from imaging_consent.contracts.deployment import Suite, role_id
 from imaging_consent.dicom import (
     SitePepper,
@@ -71,7 +72,6 @@ from imaging_consent.errors import (
     StudyNotRegisteredError,
 )
 from imaging_consent.merkle import MerkleTree, leaf_hash
-from imaging_consent.release._calls import block_number, call
 from imaging_consent.release.instances import LoadedInstance, load_instance
 from imaging_consent.release.outbox import Batch, Outbox, flush
 from imaging_consent.stores.base import ImageStore

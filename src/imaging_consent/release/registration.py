@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from imaging_consent.chain import TransactionSender
+from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import SitePepper, build_study_content
 from imaging_consent.errors import StudyNotRegisteredError, StudyPatientMismatchError
-from imaging_consent.release._calls import call
 from imaging_consent.release.instances import load_instance
 from imaging_consent.stores.base import ImageStore
 

@@ -1,4 +1,4 @@
-"""Contract reads for the release layer, failing closed with typed errors.
+"""Contract reads that fail closed with typed errors (used by every layer above).
 
 web3.py raises its own exceptions for reverts (``ContractCustomError`` with raw data) and lets
 transport errors from ``requests`` through. The gate must never act on an unclear answer, so every
