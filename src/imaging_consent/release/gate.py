@@ -1,7 +1,8 @@
 """The release gate: images leave the gateway only when the chain says so, and every release and
 refusal is recorded.
 
-:meth:`ImageGateway.release` runs, in this order (docs/release.md has the failure guarantees):
+:meth:`ImageGateway.release` runs, in this order (the failure guarantees are in
+docs/ARCHITECTURE.md, "The release gate"):
 
 1. **Consent.** ``AccessLog.checkAccess(studyKey, requester, purpose)``: the study's patient,
    its content root and ``ConsentRegistry.isPermitted`` in one ``eth_call``. With

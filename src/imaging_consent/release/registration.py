@@ -1,7 +1,7 @@
 """Site registration: put a study's key, patient and content root on chain.
 
 :func:`register_study` reads every instance of a study from the store (streaming the pixels
-through the hash), builds the content tree (see docs/provenance.md, "Content-root protocol") and
+through the hash), builds the content tree (see docs/ARCHITECTURE.md, "Content-root protocol") and
 calls ``StudyRegistry.registerStudy``. Run again, it does nothing if the content is unchanged, and
 calls ``updateContent`` if the store's content changed (instances added, removed or altered).
 """
