@@ -61,7 +61,10 @@ test-client: $(COMPILED)
 test: lint typecheck test-contracts test-client
 
 # Regenerate the ABI and bytecode the Python package ships (commit the result).
-artifacts: $(COMPILED)
+# A full compile: brownie's incremental build can keep stale metadata when only an imported file changed.
+artifacts: $(INSTALLED_PY) $(SOLC)
+	$(BIN)/brownie compile --all
+	touch $(COMPILED)
 	$(BIN)/python scripts/export_artifacts.py
 
 # The end-to-end story on an embedded Ganache. The package ships its compiled contracts, so

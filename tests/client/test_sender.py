@@ -199,8 +199,11 @@ def test_send_request_count(clean_chain: LocalChain) -> None:
 
         sender.send({"to": clean_chain.accounts[1].address})
 
-    # Fees (tip + latest block), gas estimate, send, receipt.
-    assert proxy.requests == 5, proxy.methods
+    # Fees (tip + latest block), gas estimate, send, then the receipt: one poll when the block
+    # is already mined, more if the node is slow to publish it (a loaded machine).
+    polls = proxy.methods["eth_getTransactionReceipt"]
+    assert polls >= 1
+    assert proxy.requests - polls == 4, proxy.methods
 
 
 THREADS = 8
