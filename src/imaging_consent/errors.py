@@ -248,3 +248,39 @@ class StaleIndexError(StoreError):
 
 class ReleaseError(ImagingConsentError):
     """The gateway refused to release images, or could not prove it may."""
+
+
+class ConsentDeniedError(ReleaseError, PermissionError):
+    """Consent does not permit the release: no grant for that purpose, expired or revoked.
+
+    The refusal is recorded (on chain in sync mode, in the outbox in batched mode).
+
+    Attributes:
+        request_id: The gateway's id of the refused request (as recorded), or None.
+    """
+
+    def __init__(self, message: str, *, request_id: bytes | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class IntegrityError(ReleaseError):
+    """The images in the store do not match the study's content root on chain.
+
+    Nothing is released. The refusal is recorded as an access record with ``permitted=false``.
+
+    Attributes:
+        request_id: The gateway's id of the refused request, or None.
+    """
+
+    def __init__(self, message: str, *, request_id: bytes | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class StudyPatientMismatchError(ReleaseError, ValueError):
+    """A site tried to register a study that is already registered for another patient."""
+
+
+class ReleaseProofError(ReleaseError, ValueError):
+    """A proof file (``proof.json``) of a release is missing, malformed or of another version."""

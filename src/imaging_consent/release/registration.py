@@ -1,0 +1,150 @@
+"""Site registration: put a study's key, patient and content root on chain.
+
+:func:`register_study` reads every instance of a study from the store (streaming the pixels
+through the hash), builds the content tree (see docs/provenance.md, "Content-root protocol") and
+calls ``StudyRegistry.registerStudy``. Run again, it does nothing if the content is unchanged, and
+calls ``updateContent`` if the store's content changed (instances added, removed or altered).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from eth_utils.address import to_checksum_address
+
+from imaging_consent.chain import TransactionSender
+from imaging_consent.contracts.deployment import Suite
+from imaging_consent.dicom import SitePepper, build_study_content
+from imaging_consent.errors import StudyNotRegisteredError, StudyPatientMismatchError
+from imaging_consent.release._calls import call
+from imaging_consent.release.instances import load_instance
+from imaging_consent.stores.base import ImageStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RegistrationAction", "RegistrationResult", "register_study"]
+
+
+class RegistrationAction(str, enum.Enum):
+    """What :func:`register_study` did. Compares equal to its value (``"registered"``...)."""
+
+    REGISTERED = "registered"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationResult:
+    """The outcome of registering one study.
+
+    Attributes:
+        study_uid: The study's Study Instance UID (kept off chain; only its key is sent).
+        study_key: The opaque on-chain key.
+        content_root: The content root now on chain.
+        instance_count: Instances under that root.
+        action: Registered, updated or unchanged.
+        tx_hash: The transaction sent, or None if nothing was sent.
+    """
+
+    study_uid: str
+    study_key: bytes
+    content_root: bytes
+    instance_count: int
+    action: RegistrationAction
+    tx_hash: str | None
+
+
+def register_study(
+    suite: Suite,
+    site_sender: TransactionSender,
+    store: ImageStore,
+    pepper: SitePepper,
+    study_uid: str,
+    patient: str,
+) -> RegistrationResult:
+    """Register (or update) a study held in ``store`` for ``patient``.
+
+    Args:
+        suite: The deployed contracts.
+        site_sender: Sends as an account holding StudyRegistry's SITE_ROLE.
+        store: Where the study's instances are.
+        pepper: The site pepper (keys the study and instance keys).
+        study_uid: The study's Study Instance UID.
+        patient: The patient's wallet address.
+
+    Returns:
+        What was done, with the key, root and transaction.
+
+    Raises:
+        ValueError: If ``patient`` is not an address.
+        UnknownStudyError: If the store has no such study.
+        DicomReadError: If an instance file cannot be read (nothing is sent).
+        StudyPatientMismatchError: If the study is registered for another patient (nothing
+            is sent).
+        NotStudySiteError: If another site registered it and the content differs (nothing sent).
+        MissingRoleError: If the sender lacks SITE_ROLE (nothing sent).
+        ChainUnavailableError: If the chain cannot be reached.
+        TransactionError: If the transaction fails.
+    """
+    patient_address = to_checksum_address(patient)
+    stored = store.instances(study_uid)
+    pairs = []
+    for position, inst in enumerate(stored, start=1):
+        loaded = load_instance(
+            store, inst, load=False, position=f"instance {position} of {len(stored)}"
+        )
+        pairs.append((inst.sop_instance_uid, loaded.pixel_hash))
+    content = build_study_content(pepper, study_uid, pairs)
+    key = content.study_key
+    studies = suite.studies
+    try:
+        on_chain_patient, _site, root, count, _at = call(
+            suite.session, studies.functions.studyOf(key)
+        )
+    except StudyNotRegisteredError:
+        receipt = site_sender.transact(
+            studies.functions.registerStudy(
+                key, patient_address, content.root, content.instance_count
+            )
+        )
+        logger.info(
+            "registered study 0x%s (%d instances) in tx %s",
+            key.hex()[:12],
+            content.instance_count,
+            receipt.tx_hash,
+        )
+        return RegistrationResult(
+            study_uid,
+            key,
+            content.root,
+            content.instance_count,
+            RegistrationAction.REGISTERED,
+            receipt.tx_hash,
+        )
+    if to_checksum_address(on_chain_patient) != patient_address:
+        raise StudyPatientMismatchError(
+            f"study 0x{key.hex()} is already registered for another patient; nothing sent"
+        )
+    if bytes(root) == content.root and int(count) == content.instance_count:
+        return RegistrationResult(
+            study_uid, key, content.root, content.instance_count, RegistrationAction.UNCHANGED, None
+        )
+    receipt = site_sender.transact(
+        studies.functions.updateContent(key, content.root, content.instance_count)
+    )
+    logger.info(
+        "updated content of study 0x%s (%d instances) in tx %s",
+        key.hex()[:12],
+        content.instance_count,
+        receipt.tx_hash,
+    )
+    return RegistrationResult(
+        study_uid,
+        key,
+        content.root,
+        content.instance_count,
+        RegistrationAction.UPDATED,
+        receipt.tx_hash,
+    )

@@ -1,0 +1,260 @@
+"""Checking released instances against the chain, and the on-disk form of a release.
+
+A receiver needs no trust in the gateway: it recomputes the pixelHash from the bytes it got,
+forms the leaf with the instance key the gateway handed over, and asks
+``StudyRegistry.verifyInstance(studyKey, leaf, proof)``. De-identification does not touch
+PixelData, so a de-identified instance verifies too (an instance without PixelData is hashed
+whole, so it verifies only if released unchanged).
+
+:func:`write_release` writes ``<SOP Instance UID>.dcm`` files and a ``proof.json``;
+:func:`verify_files` checks such files later (the CLI's ``fetch`` and ``verify``).
+
+``proof.json`` (version 1)::
+
+    {"version": 1, "studyKey": "0x..", "requestId": "0x..", "identified": true,
+     "breakGlass": false,
+     "files": {"<name>.dcm": {"instanceKey": "0x..", "pixelHash": "0x..", "proof": ["0x..", ...]}}}
+
+``pixelHash`` there is informational: verification always recomputes it from the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from imaging_consent.contracts.deployment import Suite
+from imaging_consent.dicom import dataset_bytes, dataset_pixel_hash, pixel_hash
+from imaging_consent.errors import DicomError, ReleaseProofError
+from imaging_consent.merkle import leaf_hash
+from imaging_consent.release._calls import call
+from imaging_consent.release.gate import Release, ReleasedInstance
+
+__all__ = [
+    "PROOF_FILE",
+    "InstanceProof",
+    "ReleaseProofs",
+    "read_proofs",
+    "verify_files",
+    "verify_released",
+    "write_release",
+]
+
+PROOF_FILE = "proof.json"
+PROOF_VERSION = 1
+_SAFE_NAME = re.compile(r"^[0-9A-Za-z.\-_]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceProof:
+    """What proves one released file against the study's content root."""
+
+    instance_key: bytes
+    pixel_hash: bytes
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseProofs:
+    """The contents of a ``proof.json``."""
+
+    study_key: bytes
+    request_id: bytes
+    identified: bool
+    break_glass: bool
+    files: MappingProxyType[str, InstanceProof]
+
+
+def _pixel_hash_of(data: Dataset | bytes) -> bytes:
+    if isinstance(data, bytes):
+        return pixel_hash(io.BytesIO(data))
+    digest = dataset_pixel_hash(data)
+    if digest is None:
+        return pixel_hash(io.BytesIO(dataset_bytes(data)))
+    return digest
+
+
+def _verify_leaf(suite: Suite, study_key: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
+    return bool(
+        call(
+            suite.session,
+            suite.studies.functions.verifyInstance(study_key, leaf, [bytes(p) for p in proof]),
+        )
+    )
+
+
+def verify_released(
+    suite: Suite,
+    study_key: bytes,
+    instance: ReleasedInstance | tuple[Dataset | bytes, bytes, Sequence[bytes]],
+) -> bool:
+    """Check a released instance against the study's current content root on chain.
+
+    Args:
+        suite: The deployed contracts.
+        study_key: The study's key (``Release.study_key``).
+        instance: A :class:`ReleasedInstance` (its released bytes are re-hashed), or a
+            ``(dataset or file bytes, instance_key, proof)`` triple.
+
+    Returns:
+        True if the pixel data recomputed from what was received proves against the root;
+        False if it does not, or if the bytes are not readable DICOM.
+
+    Raises:
+        StudyNotRegisteredError: If the study key is not registered.
+        ChainUnavailableError: If the chain cannot be reached (no answer is not "no").
+    """
+    if isinstance(instance, ReleasedInstance):
+        data: Dataset | bytes = instance.to_bytes()
+        key: bytes = instance.instance_key
+        proof: Sequence[bytes] = instance.proof
+    else:
+        data, key, proof = instance
+    try:
+        digest = _pixel_hash_of(data)
+    except DicomError:
+        return False
+    return _verify_leaf(suite, study_key, leaf_hash(key, digest), proof)
+
+
+def _file_name(instance: ReleasedInstance, position: int) -> str:
+    uid = instance.sop_instance_uid
+    return f"{uid}.dcm" if _SAFE_NAME.match(uid) else f"instance-{position:05d}.dcm"
+
+
+def write_release(release: Release, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write a release's instances as ``<SOP Instance UID>.dcm`` and their ``proof.json``.
+
+    Args:
+        release: What :meth:`ImageGateway.release` returned.
+        out_dir: The folder to write into (created if needed).
+
+    Returns:
+        The paths written: the DICOM files in release order, then ``proof.json``.
+
+    Raises:
+        OSError: If a file cannot be written.
+        DeidentificationError: If a dataset cannot be encoded.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    files: dict[str, Any] = {}
+    for position, instance in enumerate(release.instances, start=1):
+        name = _file_name(instance, position)
+        path = folder / name
+        path.write_bytes(instance.to_bytes())
+        written.append(path)
+        files[name] = {
+            "instanceKey": "0x" + instance.instance_key.hex(),
+            "pixelHash": "0x" + instance.pixel_hash.hex(),
+            "proof": ["0x" + p.hex() for p in instance.proof],
+        }
+    document = {
+        "version": PROOF_VERSION,
+        "studyKey": "0x" + release.study_key.hex(),
+        "requestId": "0x" + release.request_id.hex(),
+        "identified": release.identified,
+        "breakGlass": release.break_glass,
+        "files": files,
+    }
+    proof_path = folder / PROOF_FILE
+    proof_path.write_text(json.dumps(document, indent=2) + "\n")
+    written.append(proof_path)
+    return written
+
+
+def _hash32(value: object, what: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ReleaseProofError(f"{what} must be a 0x-prefixed hex string")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise ReleaseProofError(f"{what} is not valid hex") from None
+    if len(raw) != 32:
+        raise ReleaseProofError(f"{what} must be 32 bytes")
+    return raw
+
+
+def read_proofs(path: str | os.PathLike[str]) -> ReleaseProofs:
+    """Read a ``proof.json`` written by :func:`write_release`.
+
+    Args:
+        path: The ``proof.json`` file, or the folder holding it.
+
+    Raises:
+        ReleaseProofError: If the file is missing, malformed or of another version.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / PROOF_FILE
+    try:
+        document = json.loads(file.read_text())
+    except OSError as exc:
+        raise ReleaseProofError(f"{file}: cannot read ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise ReleaseProofError(f"{file}: not JSON") from exc
+    if not isinstance(document, dict) or document.get("version") != PROOF_VERSION:
+        raise ReleaseProofError(f"{file}: not a version {PROOF_VERSION} proof file")
+    entries = document.get("files")
+    if not isinstance(entries, dict):
+        raise ReleaseProofError(f"{file}: 'files' must be an object")
+    files: dict[str, InstanceProof] = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("proof"), list):
+            raise ReleaseProofError(f"{file}: entry {name!r} is malformed")
+        files[name] = InstanceProof(
+            instance_key=_hash32(entry.get("instanceKey"), f"{name}: instanceKey"),
+            pixel_hash=_hash32(entry.get("pixelHash"), f"{name}: pixelHash"),
+            proof=tuple(_hash32(p, f"{name}: proof") for p in entry["proof"]),
+        )
+    return ReleaseProofs(
+        study_key=_hash32(document.get("studyKey"), "studyKey"),
+        request_id=_hash32(document.get("requestId"), "requestId"),
+        identified=bool(document.get("identified")),
+        break_glass=bool(document.get("breakGlass")),
+        files=MappingProxyType(files),
+    )
+
+
+def verify_files(
+    suite: Suite,
+    files: Iterable[str | os.PathLike[str]],
+    proof_json: str | os.PathLike[str] | ReleaseProofs,
+) -> dict[Path, bool]:
+    """Check released files on disk against the chain, by their ``proof.json`` entries.
+
+    A file is matched to its entry by name. A file without an entry, unreadable, or whose
+    recomputed pixel hash does not prove against the current content root is False.
+
+    Raises:
+        ReleaseProofError: If the proof file is missing or malformed.
+        StudyNotRegisteredError: If the study key is not registered.
+        ChainUnavailableError: If the chain cannot be reached.
+    """
+    proofs = proof_json if isinstance(proof_json, ReleaseProofs) else read_proofs(proof_json)
+    results: dict[Path, bool] = {}
+    for item in files:
+        path = Path(item)
+        entry = proofs.files.get(path.name)
+        if entry is None:
+            results[path] = False
+            continue
+        try:
+            data = path.read_bytes()
+            digest = pixel_hash(io.BytesIO(data))
+        except (OSError, DicomError):
+            results[path] = False
+            continue
+        leaf = leaf_hash(entry.instance_key, digest)
+        results[path] = _verify_leaf(suite, proofs.study_key, leaf, entry.proof)
+    return results
