@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 INSTALLED_PY := $(VENV)/.installed
 INSTALLED_NODE := node_modules/.installed
 SOLC := .solcx/solc-v$(SOLC_VERSION)
-SOURCES := $(wildcard contracts/*.sol interfaces/*.sol) brownie-config.yaml
+SOURCES := $(wildcard contracts/*.sol contracts/test/*.sol interfaces/*.sol) brownie-config.yaml
 COMPILED := build/.compiled
 
 .PHONY: install compile test test-contracts test-client lint typecheck gas artifacts demo bench clean

@@ -110,8 +110,9 @@ interface IConsentRegistry {
     /// @notice As `grant`, authorised by the patient's EIP-712 `Grant` signature and submitted by anyone.
     /// @dev Typed struct: `Grant(address patient,address grantee,bytes32 scope,uint32 purposes,
     /// bool identified,uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline)`, signed
-    /// under the domain ("ConsentRegistry", "1", chainid, this contract). Accepts EOA signatures
-    /// (low-s only) and EIP-1271 contract wallets. Consumes the patient's current nonce.
+    /// under the domain ("ConsentRegistry", "1", chainid, this contract). Accepts a 65-byte
+    /// (r, s, v) EOA signature (low-s only; no ERC-2098 64-byte form) and anything the patient's
+    /// EIP-1271 wallet accepts. Consumes the patient's current nonce.
     function grantBySig(
         address patient,
         address grantee,

@@ -6,6 +6,7 @@ import re
 
 import brownie
 import pytest
+from brownie import chain
 from eth_hash.auto import keccak
 
 
@@ -125,3 +126,29 @@ def custom_error():
         return brownie.reverts(revert_pattern=f"{name}: " + ", ".join(map(_revert_arg, args)))
 
     return reverts
+
+
+@pytest.fixture(scope="module")
+def signer(accounts, admin):
+    """A patient whose private key the tests hold (`signer.private_key`), with some ether."""
+    account = accounts.add()
+    admin.transfer(account, "1 ether")
+    return account
+
+
+@pytest.fixture(scope="module")
+def other_signer(accounts):
+    """A second key holder, never funded: it only signs."""
+    return accounts.add()
+
+
+@pytest.fixture(scope="module")
+def wallet(MockWallet1271, signer, admin):
+    """An EIP-1271 smart-contract wallet owned by `signer`."""
+    return MockWallet1271.deploy(signer, {"from": admin})
+
+
+@pytest.fixture
+def deadline():
+    """A deadline an hour from now."""
+    return chain.time() + 3600
