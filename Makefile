@@ -46,8 +46,8 @@ $(COMPILED): $(SOURCES) $(INSTALLED_PY) $(SOLC)
 	touch $@
 
 lint: $(INSTALLED_PY)
-	$(BIN)/ruff check src tests scripts bench
-	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/ruff check src tests scripts examples bench
+	$(BIN)/ruff format --check src tests scripts examples bench
 
 typecheck: $(INSTALLED_PY)
 	$(BIN)/mypy
@@ -63,6 +63,11 @@ test: lint typecheck test-contracts test-client
 # Regenerate the ABI and bytecode the Python package ships (commit the result).
 artifacts: $(COMPILED)
 	$(BIN)/python scripts/export_artifacts.py
+
+# The end-to-end story on an embedded Ganache. The package ships its compiled contracts, so
+# this needs the installs only, not brownie compile.
+demo: $(INSTALLED_PY) $(INSTALLED_NODE)
+	$(BIN)/imaging-consent demo
 
 gas: $(COMPILED)
 	$(BIN)/brownie run scripts/gas.py --network $(NETWORK)

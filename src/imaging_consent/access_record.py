@@ -1,6 +1,6 @@
 """Access records and their Merkle leaves, as anchored in batches by ``AccessLog.anchorBatch``.
 
-The encoding is fixed by ``IAccessLog`` (see docs/provenance.md)::
+The encoding is fixed by ``IAccessLog`` (see docs/ARCHITECTURE.md)::
 
     leaf = keccak256(keccak256(abi.encode(studyKey, patient, accessor, purpose, permitted,
                                           breakGlass, requestId, gateway, timestamp)))

@@ -58,20 +58,21 @@ PEPPER = SitePepper(bytes(range(32)))
 MR_UID = "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457"
 
 
-@pytest.fixture(scope="module")
-def ganache() -> Iterator[LocalChain]:
-    with LocalChain("ganache") as chain:
+@pytest.fixture(scope="module", params=["ganache", "anvil"])
+def local_chain(request: pytest.FixtureRequest) -> Iterator[LocalChain]:
+    """The module's chain: Ganache (required), then Anvil (the same tests, as a bonus)."""
+    with LocalChain(request.param) as chain:
         yield chain
 
 
 @pytest.fixture(scope="module")
-def people(ganache: LocalChain) -> Actors:
-    return actors(ganache)
+def people(local_chain: LocalChain) -> Actors:
+    return actors(local_chain)
 
 
 @pytest.fixture(scope="module")
-def suite(ganache: LocalChain, people: Actors) -> Suite:
-    return deploy_suite(ganache, people)
+def suite(local_chain: LocalChain, people: Actors) -> Suite:
+    return deploy_suite(local_chain, people)
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +115,15 @@ class World:
 
 
 @pytest.fixture
-def world(ganache: LocalChain, suite: Suite, store: FolderStore, people: Actors) -> Iterator[World]:
-    snapshot = ganache.snapshot()
-    session = ganache.session
+def world(
+    local_chain: LocalChain, suite: Suite, store: FolderStore, people: Actors
+) -> Iterator[World]:
+    snapshot = local_chain.snapshot()
+    session = local_chain.session
     gateway = ImageGateway(suite, sender_for(session, people.gateway), store, PEPPER)
     try:
         yield World(
-            ganache,
+            local_chain,
             suite,
             store,
             people,
@@ -130,7 +133,7 @@ def world(ganache: LocalChain, suite: Suite, store: FolderStore, people: Actors)
         )
     finally:
         gateway.close()
-        ganache.revert(snapshot)
+        local_chain.revert(snapshot)
 
 
 def _nonce(world: World, who: str) -> int:

@@ -17,29 +17,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import requests
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError
 
 from imaging_consent.chain import TransactionReceipt, TransactionSender
 from imaging_consent.chain.logs import DEFAULT_PAGE
-from imaging_consent.chain.session import redact_url
 from imaging_consent.consent.history import ALL_STUDIES, Grant, GrantHistory, grant_history
 from imaging_consent.consent.purposes import Purpose, purposes_from_mask, purposes_mask
 from imaging_consent.consent.signing import (
+    ConsentKind,
     SignedConsent,
     domain_of,
     recover_signer,
     sign_typed_data,
     typed_data,
 )
+from imaging_consent.contracts.calls import call, fail_closed
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.contracts.revert import decode_revert
 from imaging_consent.errors import (
-    ChainUnavailableError,
     ContractRevertedError,
     InvalidAddressError,
     InvalidGrantError,
@@ -59,13 +57,6 @@ DEFAULT_SIGNATURE_LIFETIME = 3600
 
 _UINT48_MAX = 2**48 - 1
 _ZERO_ADDRESS = "0x" + "00" * 20
-_READ_ERRORS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.HTTPError,
-    ConnectionError,
-    TimeoutError,
-)
 
 #: A grant time: unix seconds, or a timezone-aware datetime.
 Timestamp = int | datetime
@@ -443,7 +434,7 @@ class ConsentClient:
 
     def _sign(
         self,
-        kind: Any,
+        kind: ConsentKind,
         patient: str,
         fields: dict[str, Any],
         deadline: Timestamp | None,
@@ -534,21 +525,8 @@ class ConsentClient:
             raise
 
     def _call(self, function: ContractFunction) -> Any:
-        try:
-            return function.call(block_identifier="latest")
-        except ContractCustomError as exc:
-            raise decode_revert(str(exc.data)) from exc
-        except ContractLogicError as exc:
-            raise ContractRevertedError(f"call reverted: {exc.message}") from exc
-        except _READ_ERRORS as exc:
-            raise self._unavailable(exc) from exc
+        return call(self.suite.session, function)
 
     def _read(self, read: Any) -> Any:
-        try:
+        with fail_closed(self.suite.session):
             return read()
-        except _READ_ERRORS as exc:
-            raise self._unavailable(exc) from exc
-
-    def _unavailable(self, exc: BaseException) -> ChainUnavailableError:
-        shown = redact_url(self.suite.session.rpc_url)
-        return ChainUnavailableError(f"cannot reach {shown}: {type(exc).__name__}")

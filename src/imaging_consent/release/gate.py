@@ -1,7 +1,8 @@
 """The release gate: images leave the gateway only when the chain says so, and every release and
 refusal is recorded.
 
-:meth:`ImageGateway.release` runs, in this order (docs/release.md has the failure guarantees):
+:meth:`ImageGateway.release` runs, in this order (the failure guarantees are in
+docs/ARCHITECTURE.md, "The release gate"):
 
 1. **Consent.** ``AccessLog.checkAccess(studyKey, requester, purpose)``: the study's patient,
    its content root and ``ConsentRegistry.isPermitted`` in one ``eth_call``. With
@@ -49,6 +50,7 @@ from web3.logs import DISCARD
 from imaging_consent.access_record import AccessRecord
 from imaging_consent.chain import TransactionReceipt, TransactionSender
 from imaging_consent.consent.purposes import Purpose
+from imaging_consent.contracts.calls import block_number, call
 from imaging_consent.contracts.deployment import Suite, role_id
 from imaging_consent.dicom import (
     SitePepper,
@@ -71,7 +73,6 @@ from imaging_consent.errors import (
     StudyNotRegisteredError,
 )
 from imaging_consent.merkle import MerkleTree, leaf_hash
-from imaging_consent.release._calls import block_number, call
 from imaging_consent.release.instances import LoadedInstance, load_instance
 from imaging_consent.release.outbox import Batch, Outbox, flush
 from imaging_consent.stores.base import ImageStore

@@ -24,7 +24,7 @@ class LoadedInstance:
 
     Attributes:
         stored: The store's index record.
-        pixel_hash: pixelHash of the bytes read (see docs/dicom.md).
+        pixel_hash: pixelHash of the bytes read (see docs/ARCHITECTURE.md).
         raw: The file's bytes, if loaded for release.
         dataset: The dataset parsed from exactly ``raw``, if loaded for release.
     """

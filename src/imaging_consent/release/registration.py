@@ -1,7 +1,7 @@
 """Site registration: put a study's key, patient and content root on chain.
 
 :func:`register_study` reads every instance of a study from the store (streaming the pixels
-through the hash), builds the content tree (see docs/provenance.md, "Content-root protocol") and
+through the hash), builds the content tree (see docs/ARCHITECTURE.md, "Content-root protocol") and
 calls ``StudyRegistry.registerStudy``. Run again, it does nothing if the content is unchanged, and
 calls ``updateContent`` if the store's content changed (instances added, removed or altered).
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from imaging_consent.chain import TransactionSender
+from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import SitePepper, build_study_content
 from imaging_consent.errors import StudyNotRegisteredError, StudyPatientMismatchError
-from imaging_consent.release._calls import call
 from imaging_consent.release.instances import load_instance
 from imaging_consent.stores.base import ImageStore
 

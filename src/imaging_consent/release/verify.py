@@ -32,11 +32,11 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import dataset_bytes, dataset_pixel_hash, pixel_hash
 from imaging_consent.errors import DicomError, ReleaseProofError
 from imaging_consent.merkle import leaf_hash
-from imaging_consent.release._calls import call
 from imaging_consent.release.gate import Release, ReleasedInstance
 
 __all__ = [

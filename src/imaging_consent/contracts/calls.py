@@ -1,4 +1,4 @@
-"""Contract reads for the release layer, failing closed with typed errors.
+"""Contract reads that fail closed with typed errors (used by every layer above).
 
 web3.py raises its own exceptions for reverts (``ContractCustomError`` with raw data) and lets
 transport errors from ``requests`` through. The gate must never act on an unclear answer, so every
@@ -7,6 +7,8 @@ read goes through :func:`call`, which turns them into the package's typed errors
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -26,6 +28,28 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+@contextmanager
+def fail_closed(session: ChainSession) -> Iterator[None]:
+    """Turn transport errors and unclear answers inside the block into ChainUnavailableError.
+
+    Raises:
+        ChainUnavailableError: If the node cannot be reached, times out, or gives no clear
+            answer.
+    """
+    try:
+        yield
+    except _TRANSPORT_ERRORS as exc:
+        raise ChainUnavailableError(
+            f"cannot reach {redact_url(session.rpc_url)}: {type(exc).__name__}"
+        ) from exc
+    except (Web3Exception, ValueError) as exc:
+        if isinstance(exc, ContractLogicError):
+            raise
+        raise ChainUnavailableError(
+            f"no clear answer from {redact_url(session.rpc_url)}: {type(exc).__name__}"
+        ) from exc
+
+
 def call(
     session: ChainSession, function: ContractFunction, block: BlockIdentifier = "latest"
 ) -> Any:
@@ -38,20 +62,13 @@ def call(
             answer.
     """
     try:
-        return function.call(block_identifier=block)
+        with fail_closed(session):
+            return function.call(block_identifier=block)
     except ContractCustomError as exc:
         data = exc.data if isinstance(exc.data, str) else ""
         raise decode_revert(data) from exc
     except ContractLogicError as exc:
         raise ContractRevertedError(f"contract call reverted ({exc.message})") from exc
-    except _TRANSPORT_ERRORS as exc:
-        raise ChainUnavailableError(
-            f"cannot reach {redact_url(session.rpc_url)}: {type(exc).__name__}"
-        ) from exc
-    except (Web3Exception, ValueError) as exc:
-        raise ChainUnavailableError(
-            f"no clear answer from {redact_url(session.rpc_url)}: {type(exc).__name__}"
-        ) from exc
 
 
 def block_number(session: ChainSession) -> int:
@@ -60,13 +77,5 @@ def block_number(session: ChainSession) -> int:
     Raises:
         ChainUnavailableError: If the node cannot be reached or answers unclearly.
     """
-    try:
+    with fail_closed(session):
         return int(session.w3.eth.block_number)
-    except _TRANSPORT_ERRORS as exc:
-        raise ChainUnavailableError(
-            f"cannot reach {redact_url(session.rpc_url)}: {type(exc).__name__}"
-        ) from exc
-    except (Web3Exception, ValueError) as exc:
-        raise ChainUnavailableError(
-            f"no clear answer from {redact_url(session.rpc_url)}: {type(exc).__name__}"
-        ) from exc

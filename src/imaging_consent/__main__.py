@@ -1,0 +1,10 @@
+"""``python -m imaging_consent``: the same as the ``imaging-consent`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from imaging_consent.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""What every command shares: consoles, options, connecting, keys, times and progress."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from web3 import Web3
+
+from imaging_consent.chain import (
+    KEYSTORE_PASSWORD_ENV,
+    PRIVATE_KEY_ENV,
+    ChainSession,
+    TransactionSender,
+    connect,
+    key_from_env,
+    load_keystore,
+)
+from imaging_consent.cli.config import ENV, Config
+from imaging_consent.contracts.deployment import Suite, load, sender_for
+from imaging_consent.dicom import SitePepper, load_pepper
+from imaging_consent.errors import ImagingConsentError, InvalidAddressError, SignerError
+from imaging_consent.manifest import manifest_path
+
+__all__ = [
+    "ConfigOpt",
+    "KeystoreOpt",
+    "ManifestOpt",
+    "RpcUrlOpt",
+    "UsageProblem",
+    "Workspace",
+    "address",
+    "err_console",
+    "out_console",
+    "parse_study_key",
+    "parse_when",
+    "progress",
+    "short",
+    "spinner",
+]
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Off a terminal (pipes, tests, CI) rich would wrap at 80 columns and cut addresses short.
+    width = None if stream.isatty() else 200
+    # soft_wrap: messages are never hard-wrapped (commands stay copy-pastable); tables still fit.
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=True)
+
+
+out_console = _console(stderr=False)
+err_console = _console(stderr=True)
+
+
+class UsageProblem(typer.BadParameter):
+    """A bad combination of options (exit code 2)."""
+
+
+# --- shared options ---------------------------------------------------------------------------
+
+RpcUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url",
+        help=f"JSON-RPC endpoint (env {ENV['rpc_url']}; config rpc_url; default 127.0.0.1:8545)",
+        show_default=False,
+    ),
+]
+ManifestOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest",
+        help=f"Deployment manifest (env {ENV['manifest']}; default deployments/<chainId>.json)",
+        show_default=False,
+    ),
+]
+KeystoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keystore",
+        help=(
+            f"Keystore file to sign with (env {ENV['keystore']}); password from "
+            f"{KEYSTORE_PASSWORD_ENV} or a hidden prompt. Without one: {PRIVATE_KEY_ENV}."
+        ),
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file (env IMAGING_CONSENT_CONFIG; default ./imaging-consent.toml, "
+        "then ~/.config/imaging-consent/config.toml)",
+        show_default=False,
+    ),
+]
+
+
+class Workspace:
+    """One command's resolved configuration, with lazily made session, suite and signer."""
+
+    def __init__(
+        self,
+        *,
+        rpc_url: str | None = None,
+        manifest: Path | None = None,
+        keystore: Path | None = None,
+        config: Path | None = None,
+        store: Path | None = None,
+    ) -> None:
+        """Resolve the settings (option, environment, config file, default).
+
+        Raises:
+            ConfigError: If the config file is malformed.
+        """
+        self.config = Config.resolve(
+            rpc_url=rpc_url, manifest=manifest, keystore=keystore, store=store, config_file=config
+        )
+        self._session: ChainSession | None = None
+        self._suite: Suite | None = None
+
+    @property
+    def session(self) -> ChainSession:
+        """The connected chain session.
+
+        Raises:
+            ChainUnavailableError: If the endpoint cannot be reached.
+        """
+        if self._session is None:
+            self._session = connect(self.config.rpc_url)
+        return self._session
+
+    @property
+    def manifest_path(self) -> Path:
+        """The manifest to read or write (``deployments/<chainId>.json`` by default)."""
+        if self.config.manifest is not None:
+            return self.config.manifest
+        return manifest_path("deployments", self.session.chain_id)
+
+    @property
+    def suite(self) -> Suite:
+        """The deployed suite, checked against the chain.
+
+        Raises:
+            ManifestError: If the manifest is missing or malformed.
+            WrongChainError: If it is for another chain.
+            ContractError: If its addresses hold no code.
+        """
+        if self._suite is None:
+            self._suite = load(self.session, self.manifest_path)
+        return self._suite
+
+    def signer(self) -> LocalAccount:
+        """The account to sign with: the keystore if configured, else the environment key.
+
+        Raises:
+            KeystoreError: If the keystore is missing, malformed, or the password is wrong.
+            PrivateKeyError: If no keystore is configured and the environment has no key.
+        """
+        if self.config.keystore is not None:
+            return load_keystore(self.config.keystore)
+        if os.environ.get(PRIVATE_KEY_ENV, "").strip():
+            return key_from_env()
+        raise SignerError(
+            f"no signing key: pass --keystore PATH (or set {ENV['keystore']}) "
+            f"or set {PRIVATE_KEY_ENV}"
+        )
+
+    def sender(self, account: LocalAccount | None = None) -> TransactionSender:
+        """A transaction sender for ``account`` (default: :meth:`signer`) that decodes errors."""
+        return sender_for(self.session, account if account is not None else self.signer())
+
+    def pepper(self) -> SitePepper:
+        """The site pepper, from the config's file or the environment. Never printed.
+
+        Raises:
+            KeyMaterialError: If none is configured or it is malformed or insecure.
+        """
+        return load_pepper(self.config.site_pepper_file)
+
+    def store_root(self, given: Path | None) -> Path:
+        """The site's DICOM folder: ``given``, else the configured store.
+
+        Raises:
+            UsageProblem: If neither is set.
+        """
+        root = given if given is not None else self.config.store
+        if root is None:
+            raise UsageProblem(
+                f"no image store: pass --store DIR (or set {ENV['store']}, or store in the config)"
+            )
+        return root
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def address(value: str, what: str = "address") -> ChecksumAddress:
+    """``value`` as a checksummed address.
+
+    Raises:
+        InvalidAddressError: If it is not a 20-byte hex address.
+    """
+    try:
+        return Web3.to_checksum_address(value.strip())
+    except (ValueError, TypeError):
+        raise InvalidAddressError(f"{what} is not an address: {value!r}") from None
+
+
+def parse_study_key(value: str) -> bytes:
+    """A 32-byte study key from 0x-hex.
+
+    Raises:
+        UsageProblem: If it is not 64 hex digits.
+    """
+    digits = value.strip().removeprefix("0x")
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise UsageProblem(f"a study key is 0x and 64 hex digits, got {value!r}")
+    return raw
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_when(value: str, now: int, what: str) -> int:
+    """A point in time as unix seconds: ``30d`` (from ``now``), an ISO date or datetime.
+
+    Durations take ``s``, ``m``, ``h``, ``d`` or ``w``. An ISO date without a time means its
+    start; a datetime without a timezone is read as UTC.
+
+    Raises:
+        UsageProblem: If ``value`` is neither.
+    """
+    match = _DURATION.match(value)
+    if match:
+        return now + int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageProblem(
+            f"{what}: expected a duration such as 30d or 12h, or an ISO date such as "
+            f"2027-01-31 or 2027-01-31T12:00:00+01:00; got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def short(value: bytes | str, digits: int = 10) -> str:
+    """A shortened 0x-hex value for tables (``0x1234abcd…``)."""
+    text = "0x" + value.hex() if isinstance(value, bytes) else value
+    return text if len(text) <= digits + 2 else text[: digits + 2] + "…"
+
+
+def when(timestamp: int) -> str:
+    """Unix seconds as ``YYYY-MM-DD HH:MM:SS UTC``."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+def progress() -> Progress:
+    """A progress bar on stderr (stdout stays clean for results); vanishes when done."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@contextmanager
+def spinner(message: str) -> Iterator[None]:
+    """A spinner on stderr while a slow step runs."""
+    with err_console.status(message):
+        yield
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line (messages with several lines are joined)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    if not text:
+        text = type(exc).__name__
+    if not isinstance(exc, ImagingConsentError) and isinstance(exc, OSError) and exc.strerror:
+        filename = f"{exc.filename}: " if exc.filename else ""
+        text = f"{filename}{exc.strerror}"
+    return text

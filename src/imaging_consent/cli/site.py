@@ -1,0 +1,148 @@
+"""``imaging-consent site``: register studies, and manage roles (sites and admins)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from web3.contract import Contract
+
+from imaging_consent.cli.common import (
+    ConfigOpt,
+    KeystoreOpt,
+    ManifestOpt,
+    RpcUrlOpt,
+    Workspace,
+    address,
+    err_console,
+    out_console,
+    progress,
+    short,
+)
+from imaging_consent.contracts.calls import call
+from imaging_consent.contracts.deployment import Suite, role_id
+from imaging_consent.release import register_study
+from imaging_consent.stores import FolderStore
+
+__all__ = ["Role", "app"]
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class Role(str, enum.Enum):
+    """The roles an admin grants: sites register studies, gateways log, clinicians break glass."""
+
+    SITE = "SITE"
+    GATEWAY = "GATEWAY"
+    EMERGENCY = "EMERGENCY"
+
+    def contract(self, suite: Suite) -> Contract:
+        """The contract that holds this role."""
+        return suite.studies if self is Role.SITE else suite.access_log
+
+    @property
+    def role_name(self) -> str:
+        """The Solidity constant's name, e.g. ``SITE_ROLE``."""
+        return f"{self.value}_ROLE"
+
+
+@app.command("register")
+def register(
+    path: Path = typer.Argument(..., help="Folder of DICOM files (searched recursively)."),
+    patient: str = typer.Option(..., "--patient", help="The patient's wallet address."),
+    study: list[str] = typer.Option(
+        [], "--study", help="Register only this Study Instance UID. Repeatable."
+    ),
+    rpc_url: RpcUrlOpt = None,
+    manifest: ManifestOpt = None,
+    keystore: KeystoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register (or update) every study in a folder for one patient (needs SITE_ROLE).
+
+    The site pepper comes from IMAGING_CONSENT_SITE_PEPPER_FILE (a mode-0600 file) or
+    IMAGING_CONSENT_SITE_PEPPER; it never leaves this process.
+    """
+    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
+    owner = address(patient, "--patient")
+    pepper = ws.pepper()
+    suite = ws.suite
+    sender = ws.sender()
+    with progress() as bar:
+        task = bar.add_task("indexing DICOM files", total=None)
+
+        def on_file(done: int, total: int, _path: object) -> None:
+            bar.update(task, completed=done, total=total)
+
+        store = FolderStore(path, progress=on_file)
+        uids = study or store.studies()
+        bar.update(task, description="registering studies", completed=0, total=len(uids))
+        results = []
+        for uid in uids:
+            results.append(register_study(suite, sender, store, pepper, uid, owner))
+            bar.advance(task)
+    problems = store.problems()
+    table = Table(title=f"Studies for patient {owner}")
+    for column in ("study UID", "study key", "content root", "instances", "action"):
+        table.add_column(column, justify="right" if column == "instances" else "left")
+    for result in results:
+        table.add_row(
+            result.study_uid,
+            "0x" + result.study_key.hex(),
+            short(result.content_root, 16),
+            str(result.instance_count),
+            result.action.value,
+        )
+    out_console.print(table)
+    if problems:
+        err_console.print(f"[yellow]{len(problems)} file(s) skipped as unreadable DICOM[/]")
+    if not results:
+        err_console.print(f"[yellow]no DICOM studies found in {path}[/]")
+
+
+def _role_change(role: Role, account: str, grant: bool, ws: Workspace) -> None:
+    who = address(account)
+    suite = ws.suite
+    contract = role.contract(suite)
+    rid = role_id(role.role_name)
+    has = bool(call(suite.session, contract.functions.hasRole(rid, who)))
+    verb = "granted" if grant else "revoked"
+    if has == grant:
+        out_console.print(f"{who} {'already has' if grant else 'does not have'} {role.role_name}")
+        return
+    function = contract.functions.grantRole if grant else contract.functions.revokeRole
+    receipt = ws.sender().transact(function(rid, who))
+    out_console.print(
+        f"{verb} {role.role_name} ({contract.address}) {'to' if grant else 'from'} {who} "
+        f"in tx {receipt.tx_hash} (gas {receipt.gas_used:,})"
+    )
+
+
+@app.command("grant-role")
+def grant_role(
+    role: Role = typer.Argument(..., case_sensitive=False, help="SITE, GATEWAY or EMERGENCY."),
+    account: str = typer.Argument(..., help="The address to receive the role."),
+    rpc_url: RpcUrlOpt = None,
+    manifest: ManifestOpt = None,
+    keystore: KeystoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Grant a role (the signer must be the contracts' admin)."""
+    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
+    _role_change(role, account, True, ws)
+
+
+@app.command("revoke-role")
+def revoke_role(
+    role: Role = typer.Argument(..., case_sensitive=False, help="SITE, GATEWAY or EMERGENCY."),
+    account: str = typer.Argument(..., help="The address to lose the role."),
+    rpc_url: RpcUrlOpt = None,
+    manifest: ManifestOpt = None,
+    keystore: KeystoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a role (the signer must be the contracts' admin)."""
+    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
+    _role_change(role, account, False, ws)
