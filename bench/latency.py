@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+import requests
 
 from bench.common import CT_SMALL_STUDY, deploy_all, write_ct_small
 from bench.profiling import hot_spots
@@ -31,6 +32,45 @@ __all__ = ["run"]
 logger = logging.getLogger(__name__)
 
 CONCURRENCY = 8
+
+#: Functions of the release path whose cumulative time the profiles report.
+RELEASE_PARTS = (
+    "_check",
+    "_verified_instances",
+    "load_instance",
+    "_record_access_sync",
+    "_add_to_outbox",
+    "_fill_fees",
+    "_estimate_gas",
+    "sign_transaction",
+    "_send_raw",
+    "_wait",
+    "process_receipt",
+)
+
+
+def _call_layers(
+    suite: Any, patient: str, requester: str, key: bytes, runs: int, warmup: int
+) -> dict[str, Any]:
+    """The same isPermitted eth_call one layer down at a time: web3 without the contract ABI
+    layer (``w3.eth.call`` with ready calldata), and a bare HTTP POST of the JSON-RPC request."""
+    consent = suite.consent
+    data = consent.functions.isPermitted(
+        patient, requester, key, Purpose.TREAT.value
+    )._encode_transaction_data()
+    w3 = suite.session.w3
+    call = {"to": consent.address, "data": data}
+    payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [call, "latest"]}
+    http = requests.Session()
+    url = suite.session.rpc_url
+
+    def raw() -> None:
+        http.post(url, json=payload, timeout=10).raise_for_status()
+
+    return {
+        "is_permitted_w3_eth_call": summarize(time_calls(lambda: w3.eth.call(call), runs, warmup)),
+        "is_permitted_raw_http": summarize(time_calls(raw, runs, warmup)),
+    }
 
 
 def _baseline(store: FolderStore, study_uid: str) -> None:
@@ -118,6 +158,7 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
                 raise RuntimeError("the benchmark grant does not permit")
 
         out["is_permitted"] = summarize(time_calls(check, runs, warmup))
+        out.update(_call_layers(suite, patient, requester, key, runs, warmup))
         out["tx_signing_p50_ms"] = _signing_ms(people.relayer, chain.chain_id)
 
         # Releases of CT_small, sync and batched, and the plain-store baseline.
@@ -178,8 +219,10 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
         # Where the time goes (cProfile): a check, and releases in both modes.
         profile_runs = max(5, runs // 4)
         out["is_permitted_profile"] = hot_spots(check, profile_runs * 4)
-        out["release_sync_profile"] = hot_spots(release_sync, profile_runs)
-        out["release_batched_profile"] = hot_spots(release_batched, profile_runs)
+        out["release_sync_profile"] = hot_spots(release_sync, profile_runs, focus=RELEASE_PARTS)
+        out["release_batched_profile"] = hot_spots(
+            release_batched, profile_runs, focus=RELEASE_PARTS
+        )
         batched.flush()
         batched.close()
 

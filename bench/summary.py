@@ -105,16 +105,20 @@ def render(results: dict[str, Any]) -> str:
             "",
             "### Latency and throughput",
             "",
-            "| Chain | is_permitted p50 / p95 ms | HTTP req. per check | release sync p50 / p95 "
+            "| Chain | is_permitted p50 / p95 ms | same call: w3.eth.call / bare HTTP p50 ms "
+            "| HTTP req. per check | release sync p50 / p95 "
             "ms | release batched p50 / p95 ms | store baseline p50 ms | overhead sync / "
             "batched | sequential tx/s | 8-thread releases/s sync / batched |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for kind, row in results["latency"].items():
             ratio = row["release_overhead_ratio"]
             lines.append(
                 f"| {kind} | {row['is_permitted']['p50_ms']:.2f} / "
-                f"{row['is_permitted']['p95_ms']:.2f} | {row['is_permitted_http_requests']:.0f} | "
+                f"{row['is_permitted']['p95_ms']:.2f} | "
+                f"{row['is_permitted_w3_eth_call']['p50_ms']:.2f} / "
+                f"{row['is_permitted_raw_http']['p50_ms']:.2f} | "
+                f"{row['is_permitted_http_requests']:.0f} | "
                 f"{row['release_sync']['p50_ms']:.1f} / {row['release_sync']['p95_ms']:.1f} | "
                 f"{row['release_batched']['p50_ms']:.1f} / "
                 f"{row['release_batched']['p95_ms']:.1f} | "

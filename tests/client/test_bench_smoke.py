@@ -110,7 +110,9 @@ def test_run_quick_latency_and_scale_keys(results: tuple[dict[str, object], Path
         data["large_study"]  # type: ignore[arg-type]
     )
     assert data["scale"]["stages"]  # type: ignore[index]
-    assert all(row["passed"] is not None or row["target"].startswith("Ganache") for row in data["targets"])  # type: ignore[union-attr,index]
+    assert all(
+        row["passed"] is not None or row["target"].startswith("Ganache") for row in data["targets"]
+    )  # type: ignore[union-attr,index]
 
 
 def test_run_quick_writes_the_summary(results: tuple[dict[str, object], Path]) -> None:
