@@ -46,8 +46,8 @@ $(COMPILED): $(SOURCES) $(INSTALLED_PY) $(SOLC)
 	touch $@
 
 lint: $(INSTALLED_PY)
-	$(BIN)/ruff check src tests scripts examples
-	$(BIN)/ruff format --check src tests scripts examples
+	$(BIN)/ruff check src tests scripts examples bench
+	$(BIN)/ruff format --check src tests scripts examples bench
 
 typecheck: $(INSTALLED_PY)
 	$(BIN)/mypy
@@ -74,6 +74,12 @@ demo: $(INSTALLED_PY) $(INSTALLED_NODE)
 
 gas: $(COMPILED)
 	$(BIN)/brownie run scripts/gas.py --network $(NETWORK)
+
+# Gas, latency, throughput and scale on local chains the harness starts itself (about 10 min);
+# writes bench/results.json and bench/summary.md. `make bench BENCH_ARGS=--quick` is a smoke run.
+BENCH_ARGS ?=
+bench: $(INSTALLED_PY) $(INSTALLED_NODE)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf build reports .pytest_cache .mypy_cache .ruff_cache .hypothesis

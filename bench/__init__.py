@@ -1,0 +1,1 @@
+"""Benchmark harness of imaging-consent (``make bench``); see bench/README.md."""

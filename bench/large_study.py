@@ -1,0 +1,289 @@
+"""Section 2, large study: a synthetic CT series (300 slices, 512 x 512, 16 bits, ~150 MB).
+
+The series is generated once with pydicom into ``bench/.cache/`` (ignored by git) and reused.
+The release runs in a child process (``python -m bench.large_study --child``) so its peak
+resident memory is its own: the child reports ``ru_maxrss`` after the first release minus its
+resident set just before it. Time is split with timers wrapped around the gate's hashing
+(``pixel_hash``, ``dataset_pixel_hash``), parsing (``read_dicom``) and chain calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+
+__all__ = ["generate_series", "run"]
+
+STUDY_UID = "1.2.826.0.1.3680043.10.5432.88"
+SERIES_UID = STUDY_UID + ".1"
+ROWS = COLUMNS = 512
+
+
+def generate_series(folder: Path, slices: int) -> Path:
+    """Write (once) ``slices`` CT slices of 512 x 512 16-bit pixels into ``folder``.
+
+    A ``complete.json`` marker makes later runs reuse the files.
+    """
+    marker = folder / "complete.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("slices") == slices:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    rng = np.random.default_rng(20261128)
+    for i in range(slices):
+        ds = template.copy()
+        sop = f"{SERIES_UID}.{i + 1}"
+        ds.StudyInstanceUID = STUDY_UID
+        ds.SeriesInstanceUID = SERIES_UID
+        ds.SOPInstanceUID = sop
+        ds.file_meta.MediaStorageSOPInstanceUID = sop
+        ds.InstanceNumber = i + 1
+        ds.Rows, ds.Columns = ROWS, COLUMNS
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+        ds.PixelRepresentation = 0
+        ds.SliceLocation = float(i)
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        ds.PixelData = rng.integers(0, 4096, size=(ROWS, COLUMNS), dtype=np.uint16).tobytes()
+        ds.save_as(folder / f"slice{i + 1:04d}.dcm", enforce_file_format=True)
+    marker.write_text(json.dumps({"slices": slices}))
+    return folder
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _Timers:
+    """Accumulated seconds per label, around wrapped functions."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+
+        return timed
+
+
+def _child(config: dict[str, Any]) -> dict[str, Any]:
+    """Release the study ``config["runs"]`` times; report times, the split and peak memory."""
+    from imaging_consent.chain import connect, dev_accounts
+    from imaging_consent.consent import Purpose
+    from imaging_consent.contracts.deployment import load, sender_for
+    from imaging_consent.dicom import SitePepper
+    from imaging_consent.manifest import Manifest
+    from imaging_consent.release import ImageGateway, LogMode, gate, instances
+    from imaging_consent.stores import FolderStore
+
+    session = connect(config["rpc_url"], config["chain_id"])
+    suite = load(session, Manifest.from_json(config["manifest"]))
+    accounts = dev_accounts(config["accounts"])
+    gateway_account = accounts[config["gateway_index"]]
+    requester = accounts[config["requester_index"]].address
+    store = FolderStore(config["folder"])
+    pepper = SitePepper(bytes.fromhex(config["pepper"]))
+    timers = _Timers()
+    instances.pixel_hash = timers.wrap("pixel_hash", instances.pixel_hash)  # type: ignore[attr-defined]
+    instances.dataset_pixel_hash = timers.wrap(  # type: ignore[attr-defined]
+        "dataset_pixel_hash", instances.dataset_pixel_hash
+    )
+    instances.read_dicom = timers.wrap("parse", instances.read_dicom)  # type: ignore[attr-defined]
+    gate.call = timers.wrap("chain_reads", gate.call)  # type: ignore[attr-defined]
+    sender = sender_for(session, gateway_account)
+    sender.transact = timers.wrap("chain_record", sender.transact)  # type: ignore[method-assign]
+    gateway = ImageGateway(suite, sender, store, pepper, log_mode=LogMode.SYNC)
+
+    durations: list[float] = []
+    splits: list[dict[str, float]] = []
+    rss_before = _rss_bytes()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak_after_first = 0
+    released_bytes = 0
+    sha_only = 0.0
+    for run in range(config["runs"]):
+        timers.seconds.clear()
+        start = time.perf_counter()
+        release = gateway.release(STUDY_UID, requester, Purpose.TREAT)
+        durations.append(time.perf_counter() - start)
+        splits.append(dict(timers.seconds))
+        if run == 0:
+            peak_after_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            released_bytes = sum(len(item.to_bytes()) for item in release.instances)
+            pixels = [item.dataset.PixelData for item in release.instances]
+            start = time.perf_counter()
+            for value in pixels:
+                hashlib.sha256(value).digest()
+            sha_only = time.perf_counter() - start
+            del pixels
+        del release
+    profile = None
+    if config.get("profile"):
+        from bench.profiling import hot_spots
+
+        profile = hot_spots(lambda: gateway.release(STUDY_UID, requester, Purpose.TREAT), 1)
+    gateway.close()
+    return {
+        "profile": profile,
+        "instances": len(store.instances(STUDY_UID)),
+        "released_bytes": released_bytes,
+        "durations_s": durations,
+        "splits_s": splits,
+        "sha256_only_s": sha_only,
+        "rss_before_bytes": rss_before,
+        "peak_rss_before_bytes": peak_before,
+        "peak_rss_after_first_bytes": peak_after_first,
+    }
+
+
+def run(cache: Path, *, slices: int, runs: int, kind: str = "anvil") -> dict[str, Any]:
+    """Generate (or reuse) the series, register it on a fresh chain, release it in a child.
+
+    Returns:
+        Study size, release throughput (MB/s, median over ``runs``), the time split, and the
+        child's peak RSS increase with its ratio to the study size.
+    """
+    from bench.common import deploy_all
+    from imaging_consent.chain import LocalChain
+    from imaging_consent.consent import ConsentClient, Purpose
+    from imaging_consent.contracts.deployment import sender_for
+    from imaging_consent.dicom import SitePepper
+    from imaging_consent.release import register_study
+    from imaging_consent.stores import FolderStore
+
+    start = time.perf_counter()
+    folder = generate_series(cache / f"ct{slices}", slices)
+    generate_s = time.perf_counter() - start
+    files = sorted(folder.glob("*.dcm"))
+    study_bytes = sum(f.stat().st_size for f in files)
+    pepper_bytes = os.urandom(32)
+    pepper = SitePepper(pepper_bytes)
+    store = FolderStore(folder)
+    with LocalChain(kind, accounts=10) as chain:  # type: ignore[arg-type]
+        deployed = deploy_all(chain)
+        people = deployed.actors
+        start = time.perf_counter()
+        register_study(
+            deployed.suite,
+            sender_for(chain.session, people.site),
+            store,
+            pepper,
+            STUDY_UID,
+            people.patient.address,
+        )
+        register_s = time.perf_counter() - start
+        ConsentClient(deployed.suite, sender_for(chain.session, people.patient)).grant(
+            people.requester.address, None, [Purpose.TREAT], identified=True
+        )
+        config = {
+            "rpc_url": chain.rpc_url,
+            "chain_id": chain.chain_id,
+            "manifest": deployed.suite.manifest.to_json(),
+            "accounts": 10,
+            "gateway_index": 2,
+            "requester_index": 5,
+            "folder": str(folder),
+            "pepper": pepper_bytes.hex(),
+            "runs": runs,
+            "profile": True,
+        }
+        answer = subprocess.run(
+            [sys.executable, "-m", "bench.large_study", "--child"],
+            input=json.dumps(config),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+        )
+    if answer.returncode != 0:
+        raise RuntimeError(f"large-study child failed:\n{answer.stderr[-3000:]}")
+    child = json.loads(answer.stdout.strip().splitlines()[-1])
+    median_s = statistics.median(child["durations_s"])
+    first_split = child["splits_s"][0]
+    first_total = child["durations_s"][0]
+    # The gate hashes each PixelData value twice (pixel_hash of the bytes read, then
+    # dataset_pixel_hash of the parsed dataset); sha256 alone is timed on the same values.
+    sha256 = 2 * child["sha256_only_s"]
+    wrapped_hash = first_split.get("pixel_hash", 0.0) + first_split.get("dataset_pixel_hash", 0.0)
+    parse = first_split.get("parse", 0.0)
+    chain_s = first_split.get("chain_reads", 0.0) + first_split.get("chain_record", 0.0)
+    split = {
+        "total": round(first_total, 3),
+        "sha256 of the pixel bytes (twice)": round(sha256, 3),
+        "pixel_hash and dataset_pixel_hash besides sha256 (header parse, checks)": round(
+            wrapped_hash - sha256, 3
+        ),
+        "parse (read_dicom of the whole file)": round(parse, 3),
+        "chain (checkAccess call, recordAccess transaction)": round(chain_s, 3),
+        "rest (store index, file reads, Merkle tree, objects)": round(
+            first_total - wrapped_hash - parse - chain_s, 3
+        ),
+    }
+    peak_increase = child["peak_rss_after_first_bytes"] - child["rss_before_bytes"]
+    mb = study_bytes / 1e6
+    return {
+        "slices": slices,
+        "rows": ROWS,
+        "columns": COLUMNS,
+        "bits_allocated": 16,
+        "study_bytes": study_bytes,
+        "study_mb": round(mb, 1),
+        "generate_s": round(generate_s, 2),
+        "register_s": round(register_s, 3),
+        "register_mb_per_s": round(mb / register_s, 1),
+        "release_runs": runs,
+        "release_s": [round(d, 3) for d in child["durations_s"]],
+        "release_p50_s": round(median_s, 3),
+        "release_mb_per_s": round(mb / median_s, 1),
+        "time_split_first_release_s": split,
+        "sha256_share": round(sha256 / first_total, 3),
+        "hashing_is_bottleneck": sha256 / first_total > 0.5,
+        "peak_rss_increase_bytes": peak_increase,
+        "peak_rss_increase_mb": round(peak_increase / 1e6, 1),
+        "peak_rss_ratio_to_study": round(peak_increase / study_bytes, 2),
+        "child_rss_before_mb": round(child["rss_before_bytes"] / 1e6, 1),
+        "released_bytes": child["released_bytes"],
+        "method": "child process; peak = ru_maxrss after the first release minus RSS before it",
+        "release_profile": child["profile"],
+    }
+
+
+def _pythonpath() -> str:
+    root = Path(__file__).resolve().parent.parent
+    parts = [str(root / "src"), str(root)]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(parts)
+
+
+def main() -> None:
+    """Child entry point: read the JSON config on stdin, print the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--child", action="store_true", required=True)
+    parser.parse_args()
+    print(json.dumps(_child(json.loads(sys.stdin.read()))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The Markdown summary (bench/summary.md), also spliced into bench/README.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render", "splice_readme"]
+
+START = "<!-- summary:start -->"
+END = "<!-- summary:end -->"
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "\u2013"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}" if digits else f"{value:,.0f}"
+    return str(value)
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "pass", False: "**FAIL**", None: "not run"}[passed]
+
+
+def render(results: dict[str, Any]) -> str:
+    """The summary tables of ``results`` as Markdown."""
+    meta = results["meta"]
+    lines = [
+        "## Benchmark summary",
+        "",
+        f"Run {meta['started_at']} on {meta['cpus']} CPUs (load average at start "
+        f"{meta['load_average_at_start'][0]:.2f}), {meta.get('duration_s', 0):.0f} s in all"
+        + (", **quick smoke run: figures mean nothing**" if meta["quick"] else "")
+        + f". Chains: {meta['versions'].get('ganache', '?')}; {meta['versions'].get('anvil', '?')}."
+        " Timings are medians (p50) and p95 after a warm-up; the machine is shared, so compare "
+        "ratios within a run. Full data: `bench/results.json`.",
+        "",
+        "### Targets",
+        "",
+        "| Target | Limit | Measured | Verdict |",
+        "|---|---:|---:|---|",
+    ]
+    for row in results["targets"]:
+        digits = 2 if row["unit"] in ("ms", "share", "x", "%", "requests") else 0
+        lines.append(
+            f"| {row['target']} | \u2264 {_n(float(row['limit']), digits)} {row['unit']} | "
+            f"{_n(row['value'], digits)} | {_verdict(row['passed'])} |"
+        )
+    if "gas_detail" in results:
+        copied = results.get("gas", {})
+        lines += [
+            "",
+            f"### Gas ({results['gas_source']['chain']}; floor from the gas schedule, see below)",
+            "",
+            "| Operation | Gas | Floor | Gas / floor | bench/gas.json |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, row in results["gas_detail"].items():
+            lines.append(
+                f"| {name} | {_n(row['gas'])} | {_n(row['floor'])} | {row['ratio']:.3f} | "
+                f"{_n(copied.get(name))} |"
+            )
+        lines += [
+            "",
+            "Batched logging, amortised gas per access record: "
+            + ", ".join(
+                f"{size}: {_n(v['per_record'], 1)}"
+                for size, v in results["gas_batched"]["sizes"].items()
+            )
+            + f" (sync `recordAccess`: {_n(results['gas_batched']['sync_record_access'])}).",
+            "",
+            "| Earlier design | Their gas | Our operation | Our gas | Ours / theirs |",
+            "|---|---:|---|---:|---:|",
+        ]
+        for peer in results["gas_peers"]:
+            theirs = _n(peer["gas"]) + (
+                f"\u2013{_n(peer['gas_high'])}" if "gas_high" in peer else ""
+            )
+            approx = "~" if peer.get("approximate") else ""
+            lines.append(
+                f"| {peer['what']} | {approx}{theirs} | {peer['ours']} | "
+                f"{_n(peer['ours_gas'], 1)} | {peer['ratio']:.4f} |"
+            )
+    if "gas_growth" in results:
+        growth = results["gas_growth"]
+        lines += [
+            "",
+            "Gas growth (Anvil): "
+            + "; ".join(
+                f"{name} "
+                + ", ".join(f"#{k}: {_n(v)}" for k, v in growth[name]["gas"].items())
+                + f" (spread {growth[name]['max_spread'] * 100:.3f}%)"
+                for name in ("grant", "record_access")
+            )
+            + ".",
+        ]
+    if "latency" in results:
+        lines += [
+            "",
+            "### Latency and throughput",
+            "",
+            "| Chain | is_permitted p50 / p95 ms | same call: w3.eth.call / bare HTTP p50 ms "
+            "| HTTP req. per check | release sync p50 / p95 "
+            "ms | release batched p50 / p95 ms | store baseline p50 ms | overhead sync / "
+            "batched | sequential tx/s | 8-thread releases/s sync / batched |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for kind, row in results["latency"].items():
+            ratio = row["release_overhead_ratio"]
+            lines.append(
+                f"| {kind} | {row['is_permitted']['p50_ms']:.2f} / "
+                f"{row['is_permitted']['p95_ms']:.2f} | "
+                f"{row['is_permitted_w3_eth_call']['p50_ms']:.2f} / "
+                f"{row['is_permitted_raw_http']['p50_ms']:.2f} | "
+                f"{row['is_permitted_http_requests']:.0f} | "
+                f"{row['release_sync']['p50_ms']:.1f} / {row['release_sync']['p95_ms']:.1f} | "
+                f"{row['release_batched']['p50_ms']:.1f} / "
+                f"{row['release_batched']['p95_ms']:.1f} | "
+                f"{row['baseline_store_read']['p50_ms']:.2f} | {ratio['sync']:.1f}\u00d7 / "
+                f"{ratio['batched']:.1f}\u00d7 | {row['sequential_tx_per_s']:.0f} | "
+                f"{row['concurrent_releases_per_s_sync']:.0f} / "
+                f"{row['concurrent_releases_per_s_batched']:.0f} |"
+            )
+    if "large_study" in results:
+        big = results["large_study"]
+        split = big["time_split_first_release_s"]
+        lines += [
+            "",
+            f"### Large study ({big['slices']} slices of {big['rows']}\u00d7{big['columns']}, "
+            f"16 bits, {big['study_mb']} MB)",
+            "",
+            f"Release (sync, identified) p50 {big['release_p50_s']} s = "
+            f"**{big['release_mb_per_s']} MB/s**; registration {big['register_mb_per_s']} MB/s. "
+            f"Peak RSS increase {big['peak_rss_increase_mb']} MB = "
+            f"**{big['peak_rss_ratio_to_study']}\u00d7** the study. sha256 share of the release: "
+            f"{big['sha256_share'] * 100:.0f}%.",
+            "",
+            "| Part of the first release | Seconds |",
+            "|---|---:|",
+        ]
+        lines += [f"| {part} | {seconds} |" for part, seconds in split.items()]
+    if "scale" in results:
+        sc = results["scale"]
+        lines += [
+            "",
+            "### Scale (Anvil): rebuilding one patient's history from events",
+            "",
+            "| Grants and records | grants_of p50 ms | access_history p50 ms | runs | "
+            "setup s | µs per event (fetch + decode) |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for size, stage in sc["stages"].items():
+            per_event = stage.get("grants_of_parts", {}).get("per_event_fetch_decode_us")
+            lines.append(
+                f"| {int(size):,} | {stage['grants_of']['p50_ms']:,.0f} | "
+                f"{stage['access_history']['p50_ms']:,.0f} | {stage['repeats']} | "
+                f"{stage['setup_s']} | {_n(per_event, 0)} |"
+            )
+        exps = sc["growth_exponent"]
+        lines += [
+            "",
+            f"Growth exponents (1.0 = linear): grants_of {exps['grants_of']}, access_history "
+            f"{exps['access_history']}. Setup of all transactions: {sc['setup_total_s']} s.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def splice_readme(readme: Path, summary: str) -> None:
+    """Replace the text between the summary markers of ``readme`` with ``summary``."""
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    body = summary.replace("## Benchmark summary", "## Latest results", 1)
+    text = pattern.sub(lambda _: f"{START}\n{body}\n{END}", text)
+    readme.write_text(text, encoding="utf-8")

@@ -1,0 +1,117 @@
+"""Section 4: the targets, each judged pass or fail from results.json (never asserted)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TARGETS", "evaluate"]
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _growth_spread(results: dict[str, Any]) -> float | None:
+    spreads = [
+        _get(results, "gas_growth", name, "max_spread") for name in ("grant", "record_access")
+    ]
+    found = [s for s in spreads if s is not None]
+    return max(found) * 100 if found else None
+
+
+# (name, unit, limit, how to read the value, "max" (value <= limit) or "min")
+TARGETS: list[tuple[str, str, float, Callable[[dict[str, Any]], Any], str]] = [
+    ("gas: grant", "gas", 50_000, lambda r: _get(r, "gas_measured", "grant"), "max"),
+    ("gas: revoke", "gas", 26_000, lambda r: _get(r, "gas_measured", "revoke"), "max"),
+    ("gas: grant_by_sig", "gas", 80_000, lambda r: _get(r, "gas_measured", "grant_by_sig"), "max"),
+    (
+        "gas: record_access",
+        "gas",
+        40_000,
+        lambda r: _get(r, "gas_measured", "record_access"),
+        "max",
+    ),
+    (
+        "gas: anchor_batch per record at 1,000",
+        "gas",
+        50,
+        lambda r: _get(r, "gas_batched", "sizes", "1000", "per_record"),
+        "max",
+    ),
+    ("gas growth 1st/1,000th/10,000th", "%", 1.0, _growth_spread, "max"),
+    (
+        "Anvil: is_permitted p50",
+        "ms",
+        3,
+        lambda r: _get(r, "latency", "anvil", "is_permitted", "p50_ms"),
+        "max",
+    ),
+    (
+        "Anvil: HTTP requests per is_permitted",
+        "requests",
+        1,
+        lambda r: _get(r, "latency", "anvil", "is_permitted_http_requests"),
+        "max",
+    ),
+    (
+        "Anvil: release CT_small p50, sync",
+        "ms",
+        25,
+        lambda r: _get(r, "latency", "anvil", "release_sync", "p50_ms"),
+        "max",
+    ),
+    (
+        "Anvil: release CT_small p50, batched",
+        "ms",
+        10,
+        lambda r: _get(r, "latency", "anvil", "release_batched", "p50_ms"),
+        "max",
+    ),
+    (
+        "Ganache: is_permitted p50",
+        "ms",
+        8,
+        lambda r: _get(r, "latency", "ganache", "is_permitted", "p50_ms"),
+        "max",
+    ),
+    (
+        "large study: peak memory / study size",
+        "x",
+        3,
+        lambda r: _get(r, "large_study", "peak_rss_ratio_to_study"),
+        "max",
+    ),
+    (
+        "large study: sha256 share of release time",
+        "share",
+        0.5,
+        lambda r: _get(r, "large_study", "sha256_share"),
+        "max",
+    ),
+]
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and ``passed`` (None if not measured this run)."""
+    rows: list[dict[str, Any]] = []
+    for name, unit, limit, read, sense in TARGETS:
+        value = read(results)
+        passed = None
+        if value is not None:
+            passed = value <= limit if sense == "max" else value >= limit
+        rows.append(
+            {
+                "target": name,
+                "limit": limit,
+                "unit": unit,
+                "value": value,
+                "passed": passed,
+            }
+        )
+    return rows
