@@ -66,8 +66,7 @@ def load_instance(
     Raises:
         StoreError: If the store cannot provide the bytes.
         DicomReadError: If the bytes are not sound DICOM (truncated, malformed).
-        IntegrityError: If the UIDs inside the file differ from the index, or the dataset's
-            PixelData differs from the bytes hashed.
+        IntegrityError: If the UIDs inside the file differ from the index.
     """
     with store.open(stored.sop_instance_uid) as fp:
         if not load:
@@ -78,11 +77,12 @@ def load_instance(
             return LoadedInstance(stored, digest)
         raw = fp.read()
     buffer = io.BytesIO(raw)
-    digest = pixel_hash(buffer)
-    buffer.seek(0)
     ds = read_dicom(buffer)
     _check_uids(ds, stored, position)
-    in_memory = dataset_pixel_hash(ds)
-    if in_memory is not None and in_memory != digest:
-        raise IntegrityError(f"{position}: PixelData parsed differs from the bytes hashed")
-    return LoadedInstance(stored, digest, raw, ds)
+    # pixelHash is defined so that sha256 of the parsed PixelData equals it: hashing the value
+    # that will be released is both the check and the hash, with one parse of the file.
+    parsed_hash = dataset_pixel_hash(ds)
+    if parsed_hash is None:  # no PixelData: the whole file is hashed
+        buffer.seek(0)
+        parsed_hash = pixel_hash(buffer)
+    return LoadedInstance(stored, parsed_hash, raw, ds)
