@@ -18,12 +18,12 @@ from eth_utils import keccak
 from web3 import Web3
 
 from bench.common import Deployed, deploy_all
-from imaging_consent.access_record import AccessRecord
+from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.chain import LocalChain, TransactionReceipt
 from imaging_consent.consent import ConsentClient, Purpose, purposes_mask
 from imaging_consent.contracts.artifacts import load_artifact
 from imaging_consent.contracts.deployment import role_id, sender_for
-from imaging_consent.merkle import MerkleTree
+from imaging_consent.provenance.merkle import MerkleTree
 
 __all__ = ["FLOORS", "Floor", "floor_gas", "run"]
 

@@ -91,7 +91,7 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
     from imaging_consent.consent import Purpose
     from imaging_consent.contracts.deployment import load, sender_for
     from imaging_consent.dicom import SitePepper
-    from imaging_consent.manifest import Manifest
+    from imaging_consent.contracts.manifest import Manifest
     from imaging_consent.release import ImageGateway, LogMode, gate, instances
     from imaging_consent.stores import FolderStore
 

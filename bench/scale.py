@@ -25,7 +25,7 @@ from bench.bulk import BulkAnvil, BulkSender, check_all_mined, selector, word
 from bench.common import deploy_all
 from bench.profiling import hot_spots
 from bench.stats import summarize
-from imaging_consent.audit import access_history
+from imaging_consent.access_log.history import access_history
 from imaging_consent.chain.logs import block_timestamps, fetch_logs
 from imaging_consent.consent import ConsentClient, Purpose
 from imaging_consent.contracts.deployment import sender_for

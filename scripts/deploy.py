@@ -28,7 +28,7 @@ from typing import Any
 from brownie import AccessLog, ConsentRegistry, StudyRegistry, accounts, chain, config
 from eth_utils.address import to_checksum_address
 
-from imaging_consent.manifest import (
+from imaging_consent.contracts.manifest import (
     CompilerSettings,
     DeployedContract,
     Manifest,

@@ -30,19 +30,13 @@ from web3 import Web3
 
 from imaging_consent.chain import ChainKind, LocalChain, TransactionSender, write_keystore
 from imaging_consent.consent import ConsentClient, Purpose
-from imaging_consent.contracts.deployment import Suite, deploy, role_id, sender_for
+from imaging_consent.contracts.deployment import Suite, deploy, sender_for
+from imaging_consent.contracts.manifest import RoleGrant, manifest_path
 from imaging_consent.dicom import SitePepper
 from imaging_consent.dicom.annex_e import Action, basic_profile_action
 from imaging_consent.errors import ConsentDeniedError, ImagingConsentError
-from imaging_consent.manifest import RoleGrant, manifest_path
-from imaging_consent.release import (
-    ImageGateway,
-    Release,
-    register_study,
-    verify_files,
-    write_release,
-)
-from imaging_consent.release.verify import PROOF_FILE
+from imaging_consent.gateway import ImageGateway, Release
+from imaging_consent.provenance import PROOF_FILE, register_study, verify_files, write_release
 from imaging_consent.stores import FolderStore
 
 __all__ = [
@@ -245,7 +239,7 @@ def _deploy_and_register(story: _Story, studies: Path) -> FolderStore:
         ("AccessLog", "EMERGENCY_ROLE", "emergency clinician"),
     ):
         target = suite.studies if contract_name == "StudyRegistry" else suite.access_log
-        receipt = admin.transact(target.functions.grantRole(role_id(role), story.addr(who)))
+        receipt = admin.transact(target.grant_role(role, story.addr(who)))
         story.record_gas(f"grant {role}", "admin", receipt.tx_hash)
         roles.append(RoleGrant(contract_name, role, Web3.to_checksum_address(story.addr(who))))
     story.suite = replace(suite, manifest=replace(suite.manifest, roles=tuple(roles)))
@@ -387,7 +381,7 @@ def _research(story: _Story, store: FolderStore) -> None:
 def _denial_tx(story: _Story, request_id: bytes | None) -> str | None:
     if request_id is None:
         return None
-    from imaging_consent.audit import access_history
+    from imaging_consent.access_log.history import access_history
 
     for event in access_history(story.the_suite, story.addr("patient"), newest_first=True):
         if event.request_id == request_id:

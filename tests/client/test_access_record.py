@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_hash.auto import keccak
 
-from imaging_consent.access_record import AccessRecord
-from imaging_consent.merkle import MerkleTree
+from imaging_consent.access_log.record import AccessRecord
+from imaging_consent.provenance.merkle import MerkleTree
 
 A = "0x66aB6D9362d4F35596279692F0251Db635165871"
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from imaging_consent import errors
-from imaging_consent.audit import access_history, fetch_logs
+from imaging_consent.access_log.history import access_history, fetch_logs
 from imaging_consent.chain import LocalChain, connect
 from imaging_consent.consent import ALL_STUDIES, ConsentClient, Purpose
 from imaging_consent.contracts.deployment import Suite, deploy, load, sender_for

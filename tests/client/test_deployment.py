@@ -10,7 +10,7 @@ import pytest
 from imaging_consent import errors
 from imaging_consent.chain import LocalChain
 from imaging_consent.contracts.deployment import deploy, load, role_id, sender_for
-from imaging_consent.manifest import Manifest, manifest_path
+from imaging_consent.contracts.manifest import Manifest, manifest_path
 
 
 def test_deploy_writes_manifest_and_grants_roles(clean_chain: LocalChain, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from imaging_consent.dicom import (
     study_key,
 )
 from imaging_consent.errors import DicomError
-from imaging_consent.merkle import leaf_hash, verify_proof
+from imaging_consent.provenance.merkle import leaf_hash, verify_proof
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 PEPPER = SitePepper(bytes(range(32)))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imaging_consent.errors import ContractError, ManifestError
-from imaging_consent.manifest import (
+from imaging_consent.contracts.manifest import (
     CompilerSettings,
     DeployedContract,
     Manifest,

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from eth_hash.auto import keccak
 
-from imaging_consent.merkle import MerkleTree, hash_pair, leaf_hash, verify_proof
+from imaging_consent.provenance.merkle import MerkleTree, hash_pair, leaf_hash, verify_proof
 
 
 def _leaves(n: int) -> list[bytes]:

@@ -18,14 +18,14 @@ import pytest
 
 from imaging_consent.chain import LocalChain
 from imaging_consent.contracts.deployment import deploy, sender_for
-from imaging_consent.manifest import manifest_path
+from imaging_consent.contracts.manifest import manifest_path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "consent_quickstart.py"
 
 CHECK_INSTALL = """
 import importlib.resources, importlib.util, json, sys
-import imaging_consent, imaging_consent.audit, imaging_consent.consent
+import imaging_consent, imaging_consent.access_log.history, imaging_consent.consent
 import imaging_consent.contracts.deployment
 assert "site-packages" in imaging_consent.__file__, imaging_consent.__file__
 names = sorted(p.name for p in importlib.resources.files("imaging_consent").joinpath(

@@ -49,7 +49,7 @@ from imaging_consent.release import (
     verify_released,
     write_release,
 )
-from imaging_consent.release.gate import record_from_json
+from imaging_consent.gateway import record_from_json
 from imaging_consent.stores import FolderStore, ImageStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

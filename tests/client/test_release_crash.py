@@ -21,7 +21,7 @@ from release_samples import CT_STUDY, Actors, actors, build_ct_study, grant
 from imaging_consent.chain import LocalChain
 from imaging_consent.contracts.deployment import Suite, deploy, sender_for
 from imaging_consent.dicom import SitePepper
-from imaging_consent.manifest import manifest_path
+from imaging_consent.contracts.manifest import manifest_path
 from imaging_consent.release import ImageGateway, LogMode, register_study
 from imaging_consent.stores import FolderStore
 

@@ -4,8 +4,8 @@ import pytest
 from brownie import chain
 from eth_hash.auto import keccak
 
-from imaging_consent.access_record import ETREAT, AccessRecord
-from imaging_consent.merkle import MerkleTree
+from imaging_consent.access_log.record import ETREAT, AccessRecord
+from imaging_consent.provenance.merkle import MerkleTree
 
 BATCH = keccak(b"batch-7")
 

@@ -4,7 +4,7 @@ import json
 
 from brownie import AccessLog, ConsentRegistry, StudyRegistry, chain
 
-from imaging_consent.manifest import Manifest, manifest_path
+from imaging_consent.contracts.manifest import Manifest, manifest_path
 from scripts.deploy import RolePlan, deploy, plan_from_env
 
 

@@ -7,7 +7,7 @@ import pytest
 from eth_hash.auto import keccak
 from pydicom.data import get_testdata_file
 
-from imaging_consent.merkle import MerkleTree, leaf_hash
+from imaging_consent.provenance.merkle import MerkleTree, leaf_hash
 
 PEPPER = b"site-pepper"
 FILES = ("CT_small.dcm", "MR_small.dcm", "rtdose.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm")

@@ -6,7 +6,8 @@ answers "too many results", "range too large" or times out, down to one block. O
 can cover several events of one contract (their topic-0s are OR-ed), so a history of grants
 and revocations costs one request per page, not one per event kind.
 
-Reads happen at ``latest``: nothing here follows reorganisations (see :mod:`imaging_consent.audit`).
+Reads happen at ``latest``: nothing here follows reorganisations (see
+:mod:`imaging_consent.access_log.history`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from imaging_consent.audit import AccessEvent, access_history
+from imaging_consent.access_log.history import AccessEvent, access_history
 from imaging_consent.chain import load_keystore
 from imaging_consent.cli.common import (
     ConfigOpt,
@@ -38,8 +38,8 @@ from imaging_consent.cli.consent import grants_table, scope_label
 from imaging_consent.consent import ConsentClient, ConsentEvent, Purpose
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.errors import ReleaseError
-from imaging_consent.release import ImageGateway, read_proofs, verify_files, write_release
-from imaging_consent.release.verify import PROOF_FILE
+from imaging_consent.gateway import ImageGateway
+from imaging_consent.provenance import PROOF_FILE, read_proofs, verify_files, write_release
 from imaging_consent.stores import FolderStore
 
 __all__ = ["REQUESTER_PASSWORD_ENV", "register"]

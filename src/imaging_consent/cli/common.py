@@ -36,9 +36,9 @@ from imaging_consent.chain import (
 )
 from imaging_consent.cli.config import ENV, Config
 from imaging_consent.contracts.deployment import Suite, load, sender_for
+from imaging_consent.contracts.manifest import manifest_path
 from imaging_consent.dicom import SitePepper, load_pepper
 from imaging_consent.errors import ImagingConsentError, InvalidAddressError, SignerError
-from imaging_consent.manifest import manifest_path
 
 __all__ = [
     "ConfigOpt",

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from web3.contract import Contract
 
 from imaging_consent.cli.common import (
     ConfigOpt,
@@ -21,9 +20,9 @@ from imaging_consent.cli.common import (
     progress,
     short,
 )
-from imaging_consent.contracts.calls import call
-from imaging_consent.contracts.deployment import Suite, role_id
-from imaging_consent.release import register_study
+from imaging_consent.contracts.binding import AccessControlled
+from imaging_consent.contracts.deployment import Suite
+from imaging_consent.provenance import register_study
 from imaging_consent.stores import FolderStore
 
 __all__ = ["Role", "app"]
@@ -38,7 +37,7 @@ class Role(str, enum.Enum):
     GATEWAY = "GATEWAY"
     EMERGENCY = "EMERGENCY"
 
-    def contract(self, suite: Suite) -> Contract:
+    def contract(self, suite: Suite) -> AccessControlled:
         """The contract that holds this role."""
         return suite.studies if self is Role.SITE else suite.access_log
 
@@ -106,14 +105,13 @@ def _role_change(role: Role, account: str, grant: bool, ws: Workspace) -> None:
     who = address(account)
     suite = ws.suite
     contract = role.contract(suite)
-    rid = role_id(role.role_name)
-    has = bool(call(suite.session, contract.functions.hasRole(rid, who)))
+    has = contract.has_role(role.role_name, who)
     verb = "granted" if grant else "revoked"
     if has == grant:
         out_console.print(f"{who} {'already has' if grant else 'does not have'} {role.role_name}")
         return
-    function = contract.functions.grantRole if grant else contract.functions.revokeRole
-    receipt = ws.sender().transact(function(rid, who))
+    change = contract.grant_role if grant else contract.revoke_role
+    receipt = ws.sender().transact(change(role.role_name, who))
     out_console.print(
         f"{verb} {role.role_name} ({contract.address}) {'to' if grant else 'from'} {who} "
         f"in tx {receipt.tx_hash} (gas {receipt.gas_used:,})"

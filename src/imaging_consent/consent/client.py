@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +33,8 @@ from imaging_consent.consent.signing import (
     sign_typed_data,
     typed_data,
 )
-from imaging_consent.contracts.calls import call, fail_closed
+from imaging_consent.contracts.calls import fail_closed
+from imaging_consent.contracts.consent_registry import Permission
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.contracts.revert import decode_revert
 from imaging_consent.errors import (
@@ -60,19 +60,6 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 
 #: A grant time: unix seconds, or a timezone-aware datetime.
 Timestamp = int | datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Permission:
-    """The chain's answer to "may this grantee access this study for this purpose now?".
-
-    Attributes:
-        permitted: Whether access is permitted at the latest block.
-        identified: Whether identified data may be released (False: de-identified only).
-    """
-
-    permitted: bool
-    identified: bool
 
 
 def _address(value: str, what: str) -> ChecksumAddress:
@@ -178,7 +165,7 @@ class ConsentClient:
             TransactionError: If sending fails (typed subclasses for contract errors).
         """
         args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
-        return self._transact(self._registry.functions.grant(*args))
+        return self._transact(self._registry.grant(*args))
 
     def revoke(self, grantee: str, scope: bytes | None) -> TransactionReceipt:
         """Revoke the sender's grant to ``grantee`` for ``scope`` (None: all studies).
@@ -189,7 +176,7 @@ class ConsentClient:
             ReadOnlyClientError: If the client has no sender.
         """
         target = _address(grantee, "grantee")
-        return self._transact(self._registry.functions.revoke(target, _scope(scope)))
+        return self._transact(self._registry.revoke(target, _scope(scope)))
 
     def set_delegate(self, delegate: str, allowed: bool = True) -> TransactionReceipt:
         """Appoint (or with ``allowed=False`` remove) a delegate for the sender.
@@ -200,7 +187,7 @@ class ConsentClient:
             ReadOnlyClientError: If the client has no sender.
         """
         target = _address(delegate, "delegate")
-        return self._transact(self._registry.functions.setDelegate(target, bool(allowed)))
+        return self._transact(self._registry.set_delegate(target, bool(allowed)))
 
     def grant_for(
         self,
@@ -221,7 +208,7 @@ class ConsentClient:
         """
         owner = _address(patient, "patient")
         args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
-        return self._transact(self._registry.functions.grantFor(owner, *args))
+        return self._transact(self._registry.grant_for(owner, *args))
 
     def revoke_for(self, patient: str, grantee: str, scope: bytes | None) -> TransactionReceipt:
         """As :meth:`revoke`, sent by a delegate of ``patient``.
@@ -232,7 +219,7 @@ class ConsentClient:
         """
         owner = _address(patient, "patient")
         target = _address(grantee, "grantee")
-        return self._transact(self._registry.functions.revokeFor(owner, target, _scope(scope)))
+        return self._transact(self._registry.revoke_for(owner, target, _scope(scope)))
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -249,11 +236,9 @@ class ConsentClient:
             ChainUnavailableError: If the chain cannot be reached (callers must fail closed).
         """
         bit = Purpose.parse(purpose).value
-        call = self._registry.functions.isPermitted(
+        return self._registry.is_permitted(
             _address(patient, "patient"), _address(grantee, "grantee"), _scope(study_key), bit
         )
-        permitted, identified = self._call(call)
-        return Permission(bool(permitted), bool(identified))
 
     def get_grant(self, patient: str, grantee: str, scope: bytes | None) -> Grant | None:
         """The stored grant for (patient, grantee, scope), or None if there is none.
@@ -266,19 +251,17 @@ class ConsentClient:
             _address(grantee, "grantee"),
             _scope(scope),
         )
-        purposes, identified, not_before, expires_at = self._call(
-            self._registry.functions.getGrant(owner, target, key)
-        )
-        if purposes == 0:
+        terms = self._registry.get_grant(owner, target, key)
+        if terms is None:
             return None
         return Grant(
             owner,
             target,
             key,
-            purposes_from_mask(int(purposes)),
-            bool(identified),
-            int(not_before),
-            int(expires_at),
+            purposes_from_mask(terms.purposes),
+            terms.identified,
+            terms.not_before,
+            terms.expires_at,
         )
 
     def grants_of(self, patient: str, *, page: int = DEFAULT_PAGE) -> GrantHistory:
@@ -386,7 +369,7 @@ class ConsentClient:
             ReadOnlyClientError: If the client has no sender.
         """
         message = self._relayable(signed, "grant", check)
-        function = self._registry.functions.grantBySig(
+        function = self._registry.grant_by_sig(
             Web3.to_checksum_address(message["patient"]),
             Web3.to_checksum_address(message["grantee"]),
             _scope(message["scope"]),
@@ -408,7 +391,7 @@ class ConsentClient:
             GrantNotFoundError: If there is no grant to revoke (nothing is sent).
         """
         message = self._relayable(signed, "revoke", check)
-        function = self._registry.functions.revokeBySig(
+        function = self._registry.revoke_by_sig(
             Web3.to_checksum_address(message["patient"]),
             Web3.to_checksum_address(message["grantee"]),
             _scope(message["scope"]),
@@ -450,8 +433,10 @@ class ConsentClient:
         else:
             due = _seconds(deadline, "deadline")
         if nonce is None:
-            nonce = int(self._call(self._registry.functions.nonces(owner)))
-        domain_types, domain = domain_of(self._registry, self.suite.session.chain_id)
+            nonce = self._registry.nonce(owner)
+        domain_types, domain = domain_of(
+            self._registry.eip712_domain(), self.suite.session.chain_id
+        )
         message = {"patient": owner, **fields, "nonce": int(nonce), "deadline": due}
         data = typed_data(kind, domain_types, domain, message)
         signature = None if key is None else sign_typed_data(data, key)
@@ -489,7 +474,7 @@ class ConsentClient:
                 f"the signed {kind} expired: its deadline {signed.deadline} is before the "
                 f"latest block time {latest}; ask the patient to sign again"
             )
-        current = int(self._call(self._registry.functions.nonces(patient)))
+        current = self._registry.nonce(patient)
         if signed.nonce < current:
             raise InvalidSignatureError(
                 f"the signed {kind} was already used: its nonce {signed.nonce} is below the "
@@ -523,9 +508,6 @@ class ConsentClient:
                 decoded.revert_data, decoded.tx_hash = exc.revert_data, exc.tx_hash
                 raise decoded from exc
             raise
-
-    def _call(self, function: ContractFunction) -> Any:
-        return call(self.suite.session, function)
 
     def _read(self, read: Any) -> Any:
         with fail_closed(self.suite.session):

@@ -3,7 +3,8 @@
 Every change to a grant emits ``ConsentGranted`` or ``ConsentRevoked`` and every delegate
 change ``DelegateSet``, so replaying them in order (block, then log index) gives the stored
 state. One paged ``eth_getLogs`` query per page covers all three events, from the manifest's
-deployment block to ``latest``. Reorganisations are not followed (see :mod:`imaging_consent.audit`).
+deployment block to ``latest``. Reorganisations are not followed (see
+:mod:`imaging_consent.access_log.history`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from web3.types import EventData
 
 from imaging_consent.chain.logs import DEFAULT_PAGE, block_timestamps, fetch_logs
 from imaging_consent.consent.purposes import Purpose, purposes_from_mask
+from imaging_consent.contracts.consent_registry import ALL_STUDIES
 from imaging_consent.contracts.deployment import Suite
 
 __all__ = ["ALL_STUDIES", "ConsentEvent", "Grant", "GrantHistory", "grant_history"]
 
 #: The scope meaning "all of the patient's studies" (``bytes32(0)``).
-ALL_STUDIES: bytes = bytes(32)
 
 ConsentEventKind = Literal["granted", "revoked", "delegate_set"]
 

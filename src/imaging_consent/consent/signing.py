@@ -21,8 +21,8 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
-from web3.contract import Contract
 
+from imaging_consent.contracts.consent_registry import Eip712Domain
 from imaging_consent.errors import InvalidSignatureError, WrongChainError
 
 __all__ = [
@@ -70,11 +70,11 @@ _DOMAIN_FIELDS = (
 )
 
 
-def domain_of(contract: Contract, chain_id: int) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """Read a contract's EIP-712 domain (ERC-5267 ``eip712Domain()``), one ``eth_call``.
+def domain_of(domain: Eip712Domain, chain_id: int) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The ``EIP712Domain`` type fields and values of a contract's ERC-5267 domain.
 
     Args:
-        contract: A contract implementing ERC-5267.
+        domain: What the contract reports (``ConsentRegistry.eip712_domain()``).
         chain_id: The chain the session is on; the domain must name it.
 
     Returns:
@@ -84,22 +84,19 @@ def domain_of(contract: Contract, chain_id: int) -> tuple[list[dict[str, str]], 
         WrongChainError: If the domain names another chain id.
         InvalidSignatureError: If the domain uses ERC-5267 extensions, which no wallet signs.
     """
-    fields, name, version, domain_chain, verifying, salt, extensions = (
-        contract.functions.eip712Domain().call()
-    )
-    if extensions:
+    if domain.extensions:
         raise InvalidSignatureError("the contract's EIP-712 domain has extensions; unsupported")
-    bits = fields[0] if isinstance(fields, bytes | bytearray) else int(fields)
+    bits = domain.fields
     values: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "chainId": int(domain_chain),
-        "verifyingContract": Web3.to_checksum_address(verifying),
-        "salt": "0x" + bytes(salt).hex(),
+        "name": domain.name,
+        "version": domain.version,
+        "chainId": domain.chain_id,
+        "verifyingContract": domain.verifying_contract,
+        "salt": "0x" + domain.salt.hex(),
     }
-    if bits & 0b100 and int(domain_chain) != chain_id:
+    if bits & 0b100 and domain.chain_id != chain_id:
         raise WrongChainError(
-            f"the contract's EIP-712 domain names chain id {domain_chain}, "
+            f"the contract's EIP-712 domain names chain id {domain.chain_id}, "
             f"but the session is on chain id {chain_id}"
         )
     types = [

@@ -1,8 +1,13 @@
-"""Contract reads that fail closed with typed errors (used by every layer above).
+"""Contract reads that fail closed with typed errors (used by every binding).
 
 web3.py raises its own exceptions for reverts (``ContractCustomError`` with raw data) and lets
 transport errors from ``requests`` through. The gate must never act on an unclear answer, so every
-read goes through :func:`call`, which turns them into the package's typed errors.
+read goes through :func:`call` or :func:`raw_call`, which turn them into the package's typed
+errors.
+
+:func:`raw_call` is the hot path (the consent check): calldata encoded by the caller with
+``eth_abi``, one JSON-RPC ``eth_call`` sent straight to the provider (no contract-function
+machinery, no middleware), and the returned bytes handed back for ``eth_abi`` to decode.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
+from eth_typing import ChecksumAddress
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
-from web3.types import BlockIdentifier
+from web3.types import BlockIdentifier, RPCEndpoint
 
 from imaging_consent.chain.session import ChainSession, redact_url
 from imaging_consent.contracts.revert import decode_revert
@@ -26,6 +32,8 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
 )
+_ETH_CALL = RPCEndpoint("eth_call")
+_SELECTOR_BYTES = 4
 
 
 @contextmanager
@@ -69,6 +77,55 @@ def call(
         raise decode_revert(data) from exc
     except ContractLogicError as exc:
         raise ContractRevertedError(f"contract call reverted ({exc.message})") from exc
+
+
+def _revert_data(error: Any) -> str | None:
+    """The revert bytes (hex) of a JSON-RPC error object, in the shapes nodes use."""
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, dict):  # Ganache: {"result": "0x..", "reason": ..}
+        data = data.get("result") or data.get("data")
+    return data if isinstance(data, str) and data.startswith("0x") else None
+
+
+def raw_call(
+    session: ChainSession, to: ChecksumAddress, data: bytes, block: BlockIdentifier = "latest"
+) -> bytes:
+    """Send one ``eth_call`` of ready calldata straight to the provider; return the result.
+
+    Args:
+        session: The chain.
+        to: The contract.
+        data: ABI-encoded calldata (selector and arguments).
+        block: A block number or tag.
+
+    Raises:
+        ContractRevertedError: The decoded custom error if the call reverts.
+        ChainUnavailableError: If the node cannot be reached or gives no clear answer.
+    """
+    tag = hex(block) if isinstance(block, int) else block
+    with fail_closed(session):
+        response = session.w3.provider.make_request(
+            _ETH_CALL, [{"to": to, "data": "0x" + data.hex()}, tag]
+        )
+    error = response.get("error")
+    if error is not None:
+        revert = _revert_data(error)
+        if revert is not None and len(revert) >= 2 + 2 * _SELECTOR_BYTES:
+            raise decode_revert(revert)
+        raise ChainUnavailableError(
+            f"no clear answer from {redact_url(session.rpc_url)}: eth_call failed"
+        )
+    result = response.get("result")
+    if not isinstance(result, str) or not result.startswith("0x"):
+        raise ChainUnavailableError(
+            f"no clear answer from {redact_url(session.rpc_url)}: malformed eth_call result"
+        )
+    try:
+        return bytes.fromhex(result[2:])
+    except ValueError as exc:
+        raise ChainUnavailableError(
+            f"no clear answer from {redact_url(session.rpc_url)}: malformed eth_call result"
+        ) from exc
 
 
 def block_number(session: ChainSession) -> int:

@@ -1,7 +1,7 @@
 """Deploy the suite with plain web3.py, and load a deployed suite from its manifest.
 
 :func:`deploy` writes the same ``deployments/<chainId>.json`` manifest as
-``scripts/deploy.py`` (brownie), through :class:`imaging_consent.manifest.Manifest`.
+``scripts/deploy.py`` (brownie), through :class:`imaging_consent.contracts.manifest.Manifest`.
 :func:`load` refuses a manifest for another chain, or one whose addresses hold no code.
 """
 
@@ -17,19 +17,21 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
-from web3.contract import Contract
 
 from imaging_consent.chain import ChainSession, TransactionSender
+from imaging_consent.contracts.access_log import AccessLog
 from imaging_consent.contracts.artifacts import SUITE, load_artifact
-from imaging_consent.contracts.revert import decode_revert
-from imaging_consent.errors import ContractError, WrongChainError
-from imaging_consent.manifest import (
+from imaging_consent.contracts.consent_registry import ConsentRegistry
+from imaging_consent.contracts.manifest import (
     CompilerSettings,
     DeployedContract,
     Manifest,
     RoleGrant,
     manifest_path,
 )
+from imaging_consent.contracts.revert import decode_revert
+from imaging_consent.contracts.study_registry import StudyRegistry
+from imaging_consent.errors import ContractError, WrongChainError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ _ROLES = (
     ("AccessLog", "GATEWAY_ROLE"),
     ("AccessLog", "EMERGENCY_ROLE"),
 )
+
+_BINDINGS: dict[str, type[StudyRegistry] | type[AccessLog]] = {
+    "StudyRegistry": StudyRegistry,
+    "AccessLog": AccessLog,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +61,9 @@ class Suite:
 
     session: ChainSession
     manifest: Manifest
-    consent: Contract
-    studies: Contract
-    access_log: Contract
-
-
-def bind(session: ChainSession, name: str, address: str) -> Contract:
-    """Return a web3 contract object for suite contract ``name`` at ``address``."""
-    artifact = load_artifact(name)
-    return session.w3.eth.contract(
-        address=Web3.to_checksum_address(address), abi=list(artifact.abi)
-    )
-
-
-def role_id(name: str) -> bytes:
-    """The AccessControl role id of ``name`` (``keccak256(name)``; zero for the admin role)."""
-    return bytes(32) if name == "DEFAULT_ADMIN_ROLE" else Web3.keccak(text=name)
+    consent: ConsentRegistry
+    studies: StudyRegistry
+    access_log: AccessLog
 
 
 def _compiler_settings() -> CompilerSettings:
@@ -132,10 +126,10 @@ def deploy(
 
     roles: list[RoleGrant] = []
     for (contract_name, role), members in zip(_ROLES, (sites, gateways, emergency), strict=True):
-        contract = bind(session, contract_name, deployed[contract_name].address)
+        binding = _BINDINGS[contract_name](session, deployed[contract_name].address)
         for member in members:
             account = Web3.to_checksum_address(member)
-            deployer.transact(contract.functions.grantRole(role_id(role), account))
+            deployer.transact(binding.grant_role(role, account))
             roles.append(RoleGrant(contract_name, role, account))
 
     first = deployed["ConsentRegistry"].block_number
@@ -190,9 +184,9 @@ def _bound(session: ChainSession, manifest: Manifest) -> Suite:
     return Suite(
         session=session,
         manifest=manifest,
-        consent=bind(session, "ConsentRegistry", addresses["ConsentRegistry"]),
-        studies=bind(session, "StudyRegistry", addresses["StudyRegistry"]),
-        access_log=bind(session, "AccessLog", addresses["AccessLog"]),
+        consent=ConsentRegistry(session, addresses["ConsentRegistry"]),
+        studies=StudyRegistry(session, addresses["StudyRegistry"]),
+        access_log=AccessLog(session, addresses["AccessLog"]),
     )
 
 

@@ -21,7 +21,6 @@ the hash that way from an in-memory dataset and must always agree.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -29,7 +28,7 @@ from typing import BinaryIO
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from imaging_consent.dicom.files import (
+from imaging_consent.dicom.read import (
     METADATA_DEFER_SIZE,
     PIXEL_DATA_TAG,
     Source,
@@ -156,15 +155,3 @@ def dataset_pixel_hash(ds: Dataset) -> bytes | None:
     if not isinstance(value, bytes):
         raise DicomReadError("PixelData value is not bytes")
     return hashlib.sha256(value).digest()
-
-
-def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -> bytes:
-    """Return sha256 of a whole file, streamed (the pixelHash of an instance without pixels).
-
-    Raises:
-        DicomReadError: If the file cannot be read.
-    """
-    digest = hashlib.sha256()
-    with open_source(path) as (fp, label):
-        _hash_stream(fp, digest.update, None, chunk_size, label)
-    return digest.digest()

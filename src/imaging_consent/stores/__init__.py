@@ -3,7 +3,7 @@
 :class:`ImageStore` is the interface; :class:`FolderStore` is the embedded default.
 """
 
-from imaging_consent.stores.base import ImageStore, StoredInstance
+from imaging_consent.stores.base import ImageStore, InstanceRecord
 from imaging_consent.stores.folder import FolderStore, RefreshReport
 
-__all__ = ["FolderStore", "ImageStore", "RefreshReport", "StoredInstance"]
+__all__ = ["FolderStore", "ImageStore", "InstanceRecord", "RefreshReport"]

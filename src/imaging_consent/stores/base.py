@@ -13,22 +13,11 @@ release and checks the SOP Instance UID inside them (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from imaging_consent.dicom.read import InstanceRecord
 
-@dataclass(frozen=True, slots=True)
-class StoredInstance:
-    """What a store's index knows of one instance (identifiers only, no personal attributes)."""
-
-    sop_instance_uid: str
-    series_instance_uid: str
-    study_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    modality: str
-    instance_number: int | None
-    has_pixel_data: bool
+__all__ = ["ImageStore", "InstanceRecord"]
 
 
 @runtime_checkable
@@ -41,7 +30,7 @@ class ImageStore(Protocol):
 
     def instances(
         self, study_instance_uid: str, series_instance_uid: str | None = None
-    ) -> list[StoredInstance]:
+    ) -> list[InstanceRecord]:
         """Return a study's instances (or one series'), by series then instance number.
 
         Raises:
@@ -49,7 +38,7 @@ class ImageStore(Protocol):
         """
         ...
 
-    def instance(self, sop_instance_uid: str) -> StoredInstance:
+    def instance(self, sop_instance_uid: str) -> InstanceRecord:
         """Return what the store knows of one instance.
 
         Raises:

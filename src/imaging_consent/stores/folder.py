@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
-from imaging_consent.dicom.files import Problem, ProgressCallback, iter_files, read_instance
+from imaging_consent.dicom.read import InstanceRecord, read_instance
 from imaging_consent.errors import (
     DicomError,
     StaleIndexError,
@@ -29,9 +29,35 @@ from imaging_consent.errors import (
     UnknownInstanceError,
     UnknownStudyError,
 )
-from imaging_consent.stores.base import StoredInstance
 
 logger = logging.getLogger(__name__)
+
+#: Progress callback for indexing: ``(files_done, files_total, path)``.
+ProgressCallback: TypeAlias = Callable[[int, int, Path], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A file that could not be used, and why (the message names the file)."""
+
+    path: Path
+    error: str
+
+
+def iter_files(root: Path, *, skip: Iterable[Path] = ()) -> list[Path]:
+    """Return every regular file under ``root``, sorted, skipping hidden names and ``skip``."""
+    skipped = {p.resolve() for p in skip}
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if path.is_file() and path.resolve() not in skipped:
+                found.append(path)
+    return sorted(found)
+
 
 INDEX_NAME = ".imaging-consent-index.sqlite3"
 _SCHEMA_VERSION = "1"
@@ -230,7 +256,7 @@ class FolderStore:
 
     def instances(
         self, study_instance_uid: str, series_instance_uid: str | None = None
-    ) -> list[StoredInstance]:
+    ) -> list[InstanceRecord]:
         """Return a study's (or one series') instances, by series then instance number.
 
         Raises:
@@ -248,7 +274,7 @@ class FolderStore:
             raise UnknownStudyError(f"no such {what} in {self.root}")
         return [_stored(r) for r in rows]
 
-    def instance(self, sop_instance_uid: str) -> StoredInstance:
+    def instance(self, sop_instance_uid: str) -> InstanceRecord:
         """Return the index record of one instance.
 
         Raises:
@@ -313,9 +339,9 @@ class FolderStore:
         return [Problem(path=self.root / r[0], error=r[1]) for r in rows]
 
 
-def _stored(row: tuple[object, ...]) -> StoredInstance:
+def _stored(row: tuple[object, ...]) -> InstanceRecord:
     (sop, series, study, sop_class, ts, modality, number, pixels) = row
-    return StoredInstance(
+    return InstanceRecord(
         sop_instance_uid=str(sop),
         series_instance_uid=str(series),
         study_instance_uid=str(study),

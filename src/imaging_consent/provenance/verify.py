@@ -32,12 +32,11 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import dataset_bytes, dataset_pixel_hash, pixel_hash
 from imaging_consent.errors import DicomError, ReleaseProofError
-from imaging_consent.merkle import leaf_hash
-from imaging_consent.release.gate import Release, ReleasedInstance
+from imaging_consent.provenance.merkle import leaf_hash
+from imaging_consent.provenance.released import ReleasedInstance, ReleasedStudy
 
 __all__ = [
     "PROOF_FILE",
@@ -84,12 +83,7 @@ def _pixel_hash_of(data: Dataset | bytes) -> bytes:
 
 
 def _verify_leaf(suite: Suite, study_key: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
-    return bool(
-        call(
-            suite.session,
-            suite.studies.functions.verifyInstance(study_key, leaf, [bytes(p) for p in proof]),
-        )
-    )
+    return suite.studies.verify_instance(study_key, leaf, proof)
 
 
 def verify_released(
@@ -131,11 +125,11 @@ def _file_name(instance: ReleasedInstance, position: int) -> str:
     return f"{uid}.dcm" if _SAFE_NAME.match(uid) else f"instance-{position:05d}.dcm"
 
 
-def write_release(release: Release, out_dir: str | os.PathLike[str]) -> list[Path]:
+def write_release(release: ReleasedStudy, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write a release's instances as ``<SOP Instance UID>.dcm`` and their ``proof.json``.
 
     Args:
-        release: What :meth:`ImageGateway.release` returned.
+        release: What ``ImageGateway.release`` returned (a :class:`ReleasedStudy`).
         out_dir: The folder to write into (created if needed).
 
     Returns:

@@ -7,12 +7,14 @@ The encoding is fixed by ``IAccessLog`` (see docs/ARCHITECTURE.md)::
 
 with types ``(bytes32, address, address, uint8, bool, bool, bytes32, address, uint48)``: nine
 32-byte words, the double-hashed leaf of OpenZeppelin's StandardMerkleTree. Batches use the same
-sorted-pair tree as content roots, so :class:`imaging_consent.merkle.MerkleTree` builds them and
+sorted-pair tree as content roots, so
+:class:`imaging_consent.provenance.merkle.MerkleTree` builds them and
 ``AccessLog.verifyRecord`` checks their proofs on chain.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from eth_abi.abi import encode
@@ -32,9 +34,6 @@ RECORD_TYPES = (
     "uint48",
 )
 """ABI types of the record's fields, in leaf order."""
-
-ETREAT = 1
-"""PurposeOfUse bit index of emergency treatment, the purpose of every break-glass record."""
 
 _HASH_BYTES = 32
 
@@ -99,3 +98,43 @@ class AccessRecord:
     def leaf(self) -> bytes:
         """The record's 32-byte batch leaf (``AccessLog.recordLeaf``)."""
         return bytes(keccak(keccak(encode(list(RECORD_TYPES), list(self.as_tuple())))))
+
+    def to_json(self) -> str:
+        """The outbox's JSON form of the record (hex for bytes; no personal data)."""
+        return json.dumps(
+            {
+                "studyKey": "0x" + self.study_key.hex(),
+                "patient": self.patient,
+                "accessor": self.accessor,
+                "purpose": self.purpose,
+                "permitted": self.permitted,
+                "breakGlass": self.break_glass,
+                "requestId": "0x" + self.request_id.hex(),
+                "gateway": self.gateway,
+                "timestamp": self.timestamp,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> AccessRecord:
+        """Parse :meth:`to_json` back into a record.
+
+        Raises:
+            ValueError: If ``text`` is not such a record.
+        """
+        try:
+            data = json.loads(text)
+            return cls(
+                study_key=bytes.fromhex(data["studyKey"][2:]),
+                patient=data["patient"],
+                accessor=data["accessor"],
+                purpose=int(data["purpose"]),
+                permitted=bool(data["permitted"]),
+                break_glass=bool(data["breakGlass"]),
+                request_id=bytes.fromhex(data["requestId"][2:]),
+                gateway=data["gateway"],
+                timestamp=int(data["timestamp"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an access record ({type(exc).__name__})") from exc

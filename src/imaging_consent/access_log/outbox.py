@@ -27,7 +27,7 @@ from pathlib import Path
 
 from eth_hash.auto import keccak
 
-from imaging_consent.merkle import MerkleTree
+from imaging_consent.provenance.merkle import MerkleTree
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

@@ -1,4 +1,4 @@
-"""Reading DICOM files: the one opener, its integrity checks, folder scans and grouping.
+"""Reading DICOM files: the one opener, its integrity checks, and the instance record.
 
 :func:`read_dicom` is the only place that hands a file to pydicom. It turns every pydicom and I/O
 error into :class:`~imaging_consent.errors.DicomReadError` naming the file, and it refuses files
@@ -17,14 +17,12 @@ data. The original exception is chained (``__cause__``) for operators.
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
 import pydicom
@@ -34,8 +32,6 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from imaging_consent.errors import DicomError, DicomReadError, DicomTruncatedError
-
-logger = logging.getLogger(__name__)
 
 #: A DICOM source: a path, or a seekable binary file object positioned anywhere.
 Source: TypeAlias = "str | os.PathLike[str] | BinaryIO"
@@ -328,17 +324,17 @@ def _check_encapsulated_value(value: bytes, little_endian: bool, label: str) -> 
         raise DicomReadError(f"{label}: encapsulated PixelData does not parse as items")
 
 
-# --- instances, series, studies ----------------------------------------------------------------
+# --- the instance record ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Instance:
-    """One DICOM file on disk: where it is and the identifiers that place it in a study.
+class InstanceRecord:
+    """The identifiers that place one DICOM instance in a study (no personal attributes).
 
-    Holds no personal attributes beyond the UIDs.
+    The one instance record of the package: :func:`read_instance` returns it and every image
+    store indexes it.
     """
 
-    path: Path
     sop_instance_uid: str
     series_instance_uid: str
     study_instance_uid: str
@@ -349,49 +345,6 @@ class Instance:
     has_pixel_data: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Series:
-    """The instances of one series, ordered by Instance Number then SOP Instance UID."""
-
-    series_instance_uid: str
-    study_instance_uid: str
-    modality: str
-    instances: tuple[Instance, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Study:
-    """The series of one study, ordered by Series Instance UID."""
-
-    study_instance_uid: str
-    series: tuple[Series, ...]
-
-    @property
-    def instances(self) -> tuple[Instance, ...]:
-        """Every instance of the study, series by series."""
-        return tuple(i for s in self.series for i in s.instances)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A file that could not be used, and why (the message names the file)."""
-
-    path: Path
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    """The good instances of a folder scan and the files that failed."""
-
-    instances: tuple[Instance, ...]
-    problems: tuple[Problem, ...]
-
-    def studies(self) -> tuple[Study, ...]:
-        """Group :attr:`instances` into studies (see :func:`group_studies`)."""
-        return group_studies(self.instances)
-
-
 def _uid(ds: Dataset, keyword: str, label: str) -> str:
     value = ds.get(keyword)
     text = str(value).strip() if value is not None else ""
@@ -400,20 +353,18 @@ def _uid(ds: Dataset, keyword: str, label: str) -> str:
     return text
 
 
-def instance_from_dataset(ds: Dataset, path: Path) -> Instance:
-    """Build the :class:`Instance` record for a dataset read from ``path``.
+def instance_record(ds: Dataset, label: str) -> InstanceRecord:
+    """Build the :class:`InstanceRecord` of a dataset (``label`` names it in errors).
 
     Raises:
         DicomReadError: If a required UID is missing.
     """
-    label = os.fspath(path)
     number = ds.get("InstanceNumber")
     try:
         instance_number = int(number) if number not in (None, "") else None
     except (TypeError, ValueError):
         instance_number = None
-    return Instance(
-        path=path,
+    return InstanceRecord(
         sop_instance_uid=_uid(ds, "SOPInstanceUID", label),
         series_instance_uid=_uid(ds, "SeriesInstanceUID", label),
         study_instance_uid=_uid(ds, "StudyInstanceUID", label),
@@ -425,7 +376,7 @@ def instance_from_dataset(ds: Dataset, path: Path) -> Instance:
     )
 
 
-def read_instance(path: str | os.PathLike[str]) -> Instance:
+def read_instance(path: str | os.PathLike[str]) -> InstanceRecord:
     """Read the identifiers of the DICOM file at ``path``, checking the whole file is sound.
 
     Large values (the pixels) stay on disk: they are located and checked, never loaded.
@@ -434,94 +385,4 @@ def read_instance(path: str | os.PathLike[str]) -> Instance:
         DicomReadError: If the file is not sound DICOM or lacks a required UID.
     """
     ds = read_dicom(path, defer_size=METADATA_DEFER_SIZE)
-    return instance_from_dataset(ds, Path(path))
-
-
-#: Progress callback for scans: ``(files_done, files_total, path)``.
-ProgressCallback: TypeAlias = Callable[[int, int, Path], None]
-
-
-def iter_files(root: Path, *, skip: Iterable[Path] = ()) -> list[Path]:
-    """Return every regular file under ``root``, sorted, skipping hidden names and ``skip``."""
-    skipped = {p.resolve() for p in skip}
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            if path.is_file() and path.resolve() not in skipped:
-                found.append(path)
-    return sorted(found)
-
-
-def scan_folder(
-    root: str | os.PathLike[str], *, progress: ProgressCallback | None = None
-) -> ScanResult:
-    """Read every file under ``root``; return the good instances and the bad files.
-
-    Hidden files and folders (names starting with ``.``) are skipped; every other file that is not
-    sound DICOM is reported in :attr:`ScanResult.problems`, never silently dropped. A second file
-    with an SOP Instance UID already seen is reported as a problem too (the first, in path order,
-    is kept).
-
-    Raises:
-        DicomReadError: If ``root`` is not a directory.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise DicomReadError(f"{base}: not a directory")
-    files = iter_files(base)
-    instances: list[Instance] = []
-    problems: list[Problem] = []
-    seen: dict[str, Path] = {}
-    for done, path in enumerate(files, start=1):
-        try:
-            instance = read_instance(path)
-        except DicomError as exc:
-            problems.append(Problem(path=path, error=str(exc)))
-        else:
-            first = seen.setdefault(instance.sop_instance_uid, path)
-            if first != path:
-                problems.append(
-                    Problem(path=path, error=f"{path}: duplicate SOP Instance UID (also {first})")
-                )
-            else:
-                instances.append(instance)
-        if progress is not None:
-            progress(done, len(files), path)
-    if problems:
-        logger.warning("scan of %s: %d file(s) could not be used", base, len(problems))
-    return ScanResult(instances=tuple(instances), problems=tuple(problems))
-
-
-def group_studies(instances: Iterable[Instance]) -> tuple[Study, ...]:
-    """Group instances into studies and series by their UIDs, in a deterministic order."""
-    by_study: dict[str, dict[str, list[Instance]]] = {}
-    for inst in instances:
-        by_study.setdefault(inst.study_instance_uid, {}).setdefault(
-            inst.series_instance_uid, []
-        ).append(inst)
-    studies: list[Study] = []
-    for study_uid in sorted(by_study):
-        series: list[Series] = []
-        for series_uid in sorted(by_study[study_uid]):
-            members = sorted(
-                by_study[study_uid][series_uid],
-                key=lambda i: (
-                    i.instance_number is None,
-                    i.instance_number or 0,
-                    i.sop_instance_uid,
-                ),
-            )
-            series.append(
-                Series(
-                    series_instance_uid=series_uid,
-                    study_instance_uid=study_uid,
-                    modality=members[0].modality,
-                    instances=tuple(members),
-                )
-            )
-        studies.append(Study(study_instance_uid=study_uid, series=tuple(series)))
-    return tuple(studies)
+    return instance_record(ds, os.fspath(path))

@@ -1,6 +1,7 @@
 """A study's content: instance keys, pixel hashes, leaves, the Merkle root and proofs.
 
-The tree itself is :mod:`imaging_consent.merkle` (the protocol shared with StudyRegistry).
+The tree itself is :mod:`imaging_consent.provenance.merkle` (the protocol shared with
+StudyRegistry).
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from imaging_consent.dicom.files import Study
-from imaging_consent.dicom.keys import SitePepper, instance_key, study_key
-from imaging_consent.dicom.pixels import pixel_hash
+from imaging_consent.dicom import SitePepper, instance_key, study_key
 from imaging_consent.errors import DicomError
-from imaging_consent.merkle import MerkleTree, leaf_hash
+from imaging_consent.provenance.merkle import MerkleTree, leaf_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +92,3 @@ def build_study_content(
         tree=tree,
         _by_uid=MappingProxyType({r.sop_instance_uid: r for r in records}),
     )
-
-
-def study_content(pepper: SitePepper, study: Study) -> StudyContent:
-    """Hash every instance file of ``study`` (streaming) and build its content.
-
-    Raises:
-        DicomReadError: If a file cannot be read or hashed.
-    """
-    pairs = [(inst.sop_instance_uid, pixel_hash(inst.path)) for inst in study.instances]
-    return build_study_content(pepper, study.study_instance_uid, pairs)

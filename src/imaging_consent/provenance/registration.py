@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from imaging_consent.chain import TransactionSender
-from imaging_consent.contracts.calls import call
 from imaging_consent.contracts.deployment import Suite
-from imaging_consent.dicom import SitePepper, build_study_content
+from imaging_consent.dicom import SitePepper
 from imaging_consent.errors import StudyNotRegisteredError, StudyPatientMismatchError
-from imaging_consent.release.instances import load_instance
+from imaging_consent.provenance.content import build_study_content
+from imaging_consent.provenance.instances import load_instance
 from imaging_consent.stores.base import ImageStore
 
 logger = logging.getLogger(__name__)
@@ -100,14 +100,10 @@ def register_study(
     key = content.study_key
     studies = suite.studies
     try:
-        on_chain_patient, _site, root, count, _at = call(
-            suite.session, studies.functions.studyOf(key)
-        )
+        record = studies.study(key)
     except StudyNotRegisteredError:
         receipt = site_sender.transact(
-            studies.functions.registerStudy(
-                key, patient_address, content.root, content.instance_count
-            )
+            studies.register_study(key, patient_address, content.root, content.instance_count)
         )
         logger.info(
             "registered study 0x%s (%d instances) in tx %s",
@@ -123,16 +119,16 @@ def register_study(
             RegistrationAction.REGISTERED,
             receipt.tx_hash,
         )
-    if to_checksum_address(on_chain_patient) != patient_address:
+    if record.patient != patient_address:
         raise StudyPatientMismatchError(
             f"study 0x{key.hex()} is already registered for another patient; nothing sent"
         )
-    if bytes(root) == content.root and int(count) == content.instance_count:
+    if record.content_root == content.root and record.instance_count == content.instance_count:
         return RegistrationResult(
             study_uid, key, content.root, content.instance_count, RegistrationAction.UNCHANGED, None
         )
     receipt = site_sender.transact(
-        studies.functions.updateContent(key, content.root, content.instance_count)
+        studies.update_content(key, content.root, content.instance_count)
     )
     logger.info(
         "updated content of study 0x%s (%d instances) in tx %s",

@@ -1,0 +1,319 @@
+"""The gateway: images leave only when the chain says so, and every decision is recorded.
+
+:meth:`ImageGateway.release` checks consent (``checkAccess``, one ``eth_call``; yes at ``head``
+and at ``head - confirmations``), loads the study once, checks it against its on-chain content
+root (:mod:`imaging_consent.provenance`), de-identifies unless the grant allows identified data,
+records the access (:mod:`imaging_consent.access_log`) and only then returns the images with
+their proofs. Failure guarantees: docs/ARCHITECTURE.md, "The release gate".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_hash.auto import keccak
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+
+from imaging_consent.access_log.outbox import Batch, Outbox
+from imaging_consent.access_log.recorder import AccessRequest, LogMode, Recorder, make_recorder
+from imaging_consent.chain import TransactionSender
+from imaging_consent.consent.purposes import Purpose
+from imaging_consent.contracts.access_log import AccessDecision
+from imaging_consent.contracts.deployment import Suite
+from imaging_consent.dicom import SitePepper, study_key
+from imaging_consent.errors import (
+    ConsentDeniedError,
+    DicomError,
+    DicomReadError,
+    IntegrityError,
+    NotEmergencyError,
+    StoreError,
+)
+from imaging_consent.provenance.instances import verified_instances
+from imaging_consent.provenance.released import ReleasedInstance
+from imaging_consent.stores.base import ImageStore
+
+__all__ = ["ImageGateway", "LogMode", "Release", "ReleasedInstance"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The outcome of one release (a :class:`~imaging_consent.provenance.ReleasedStudy`).
+
+    ``request_id`` is the id the access is recorded under; ``purpose`` is ETREAT for
+    break-glass; ``log_tx`` the mined ``recordAccess`` / ``recordBreakGlass`` (else None);
+    ``batch_request_logged`` is True when the record waits in the outbox for :meth:`flush`.
+    """
+
+    request_id: bytes
+    study_key: bytes
+    patient: ChecksumAddress
+    requester: ChecksumAddress
+    purpose: Purpose
+    identified: bool
+    break_glass: bool
+    instances: tuple[ReleasedInstance, ...]
+    log_tx: str | None
+    batch_request_logged: bool
+
+
+class ImageGateway:
+    """Releases a site's studies to requesters, as consent on chain permits, and records it.
+
+    Args:
+        suite: The deployed contracts.
+        sender: Sends as the gateway's account, which holds AccessLog's GATEWAY_ROLE.
+        store: Where the site's images are.
+        pepper: The site pepper (the one the studies were registered with).
+        log_mode: :attr:`LogMode.SYNC` (default) or :attr:`LogMode.BATCHED`.
+        outbox_path: The outbox database. Required in batched mode; optional in sync mode,
+            where it holds the refusals the contract has no event for (else they are anchored
+            at once, one transaction each).
+        release_secret: Optional master secret (>= 16 bytes) for de-identification. Each
+            release keys its UID pseudonyms with ``HMAC-SHA256(release_secret, request_id)``,
+            so the site can re-link a release later; by default each release gets 32 fresh
+            random bytes and nobody can.
+        confirmations: Consent must say yes both at ``head - confirmations`` and at ``head``
+            (default 0: at ``head`` only).
+        clock: Unix time for batched records' timestamps (default ``time.time``).
+
+    Raises:
+        ValueError: On an inconsistent configuration (batched without an outbox, a short
+            release secret, negative confirmations).
+    """
+
+    def __init__(
+        self,
+        suite: Suite,
+        sender: TransactionSender,
+        store: ImageStore,
+        pepper: SitePepper,
+        *,
+        log_mode: LogMode | str = LogMode.SYNC,
+        outbox_path: Path | None = None,
+        release_secret: bytes | None = None,
+        confirmations: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if confirmations < 0:
+            raise ValueError("confirmations must be >= 0")
+        if release_secret is not None and len(release_secret) < 16:
+            raise ValueError("release_secret must be at least 16 bytes")
+        self.suite = suite
+        self.sender = sender
+        self.store = store
+        self.pepper = pepper
+        self.confirmations = confirmations
+        self._release_secret = release_secret
+        self.recorder: Recorder = make_recorder(
+            log_mode,
+            suite.access_log,
+            sender,
+            outbox_path=outbox_path,
+            from_block=suite.manifest.block_number,
+            clock=clock,
+        )
+        self.log_mode = self.recorder.mode
+
+    def close(self) -> None:
+        """Close the outbox (records already added are on disk)."""
+        self.recorder.close()
+
+    def __enter__(self) -> ImageGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def outbox(self) -> Outbox | None:
+        """The durable outbox, if the gateway has one."""
+        return self.recorder.outbox
+
+    @property
+    def address(self) -> ChecksumAddress:
+        """The gateway's account (the ``gateway`` of every record)."""
+        return self.sender.address
+
+    def release(
+        self,
+        study_uid: str,
+        requester: str,
+        purpose: Purpose | str,
+        *,
+        series_uid: str | None = None,
+        break_glass_reason: str | None = None,
+    ) -> Release:
+        """Release a study (or one series of it) to ``requester``, if consent permits.
+
+        Args:
+            study_uid: The study's Study Instance UID.
+            requester: The requester's address (authenticated by the caller).
+            purpose: Purpose of use (a :class:`Purpose` or its code, e.g. ``"TREAT"``).
+            series_uid: Release only this series (the whole study is still verified).
+            break_glass_reason: Emergency access without consent, for an EMERGENCY_ROLE
+                requester; the text stays off chain, its keccak256 is recorded. Always sync,
+                always identified, recorded with purpose ETREAT.
+
+        Returns:
+            The released instances with their proofs, and where the access is recorded.
+
+        Raises:
+            ValueError: If the requester is not an address or the reason is empty.
+            UnknownPurposeError: If ``purpose`` is not a known code.
+            ConsentDeniedError: If consent does not permit it (the refusal is recorded).
+            StudyNotRegisteredError: If the study is not registered on chain.
+            NotEmergencyError: If break-glass is asked for by an account without
+                EMERGENCY_ROLE (the attempt is recorded as a refusal).
+            IntegrityError: If the store's images do not match the on-chain content root,
+                or a file cannot be read (recorded as a refusal).
+            StoreError: If the store does not have the study or series (recorded).
+            DeidentificationError: If the instances cannot be de-identified safely, e.g.
+                burned-in annotation (recorded as a refusal).
+            ChainUnavailableError: If the chain cannot be reached or answers unclearly.
+            TransactionError: If the access record cannot be mined (sync; nothing released).
+            ReleaseError: If the outbox cannot store the record (batched; nothing released).
+        """
+        accessor = to_checksum_address(requester)
+        chosen = Purpose.ETREAT if break_glass_reason is not None else Purpose.parse(purpose)
+        key = study_key(self.pepper, study_uid)
+        request_id = os.urandom(32)
+        if break_glass_reason is not None:
+            if not break_glass_reason.strip():
+                raise ValueError("a break-glass access needs a reason")
+            decision = self._emergency(key, accessor, request_id)
+        else:
+            decision = self.suite.access_log.check_access_confirmed(
+                key, accessor, chosen.value, self.confirmations
+            )
+        request = AccessRequest(
+            request_id,
+            key,
+            decision.patient,
+            accessor,
+            chosen.value,
+            break_glass_reason is not None,
+        )
+        if not decision.permitted:
+            self.recorder.record_denial(request)
+            raise ConsentDeniedError(
+                f"consent does not permit {accessor} to access study 0x{key.hex()} for "
+                f"{chosen.name}; the refusal is recorded (request 0x{request_id.hex()})",
+                request_id=request_id,
+            )
+        instances = self._verified(request, study_uid, series_uid, decision)
+        if break_glass_reason is not None:
+            reason_hash = bytes(keccak(break_glass_reason.encode("utf-8")))
+            log_tx: str | None = self.recorder.record_break_glass(request, reason_hash)
+        else:
+            log_tx = self.recorder.record_release(request)
+        logger.info(
+            "released %d instance(s) of study 0x%s to %s for %s (%s, %s, request 0x%s)",
+            len(instances),
+            key.hex()[:12],
+            accessor,
+            chosen.name,
+            "identified" if decision.identified else "de-identified",
+            "break-glass" if request.break_glass else self.log_mode.value,
+            request_id.hex()[:12],
+        )
+        return Release(
+            request_id=request_id,
+            study_key=key,
+            patient=decision.patient,
+            requester=accessor,
+            purpose=chosen,
+            identified=decision.identified,
+            break_glass=request.break_glass,
+            instances=instances,
+            log_tx=log_tx,
+            batch_request_logged=log_tx is None,
+        )
+
+    def flush(self) -> list[Batch]:
+        """Anchor every record waiting in the outbox, exactly once, and return the batches.
+
+        Batches sealed before a crash are first looked up on chain (``BatchAnchored`` by
+        ``batchId`` and this gateway) and only sent if absent.
+
+        Raises:
+            ChainUnavailableError: If the chain cannot be reached (records stay in the outbox).
+            TransactionError: If an anchor transaction fails (records stay in the outbox).
+        """
+        return self.recorder.flush()
+
+    def batch_proof(self, request_id: bytes) -> tuple[Batch, list[bytes]] | None:
+        """The sealed batch holding a batched record, and the record's proof, if sealed."""
+        return self.outbox.batch_of(request_id) if self.outbox is not None else None
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _emergency(
+        self, key: bytes, accessor: ChecksumAddress, request_id: bytes
+    ) -> AccessDecision:
+        study = self.suite.studies.study(key)
+        if self.suite.access_log.has_role("EMERGENCY_ROLE", accessor):
+            return AccessDecision(study.patient, study.content_root, True, True)
+        logger.warning(
+            "break-glass refused: %s lacks EMERGENCY_ROLE (study 0x%s, request 0x%s)",
+            accessor,
+            key.hex()[:12],
+            request_id.hex()[:12],
+        )
+        request = AccessRequest(
+            request_id, key, study.patient, accessor, Purpose.ETREAT.value, True
+        )
+        self.recorder.record_refusal(request)
+        raise NotEmergencyError(
+            f"{accessor} does not hold the EMERGENCY role needed to break glass; nothing "
+            f"released, the attempt is recorded (request 0x{request_id.hex()})",
+            error_name="AccessLogNotEmergency",
+            error_args={"accessor": accessor},
+        )
+
+    def _verified(
+        self,
+        request: AccessRequest,
+        study_uid: str,
+        series_uid: str | None,
+        decision: AccessDecision,
+    ) -> tuple[ReleasedInstance, ...]:
+        secret = None if decision.identified else self._secret_for(request.request_id)
+        try:
+            return verified_instances(
+                self.store, self.pepper, study_uid, series_uid, decision.content_root, secret
+            )
+        except (StoreError, DicomError, IntegrityError) as exc:
+            logger.warning(
+                "refused study 0x%s to %s: %s (request 0x%s)",
+                request.study_key.hex()[:12],
+                request.requester,
+                type(exc).__name__,
+                request.request_id.hex()[:12],
+            )
+            self.recorder.record_refusal(request)
+            if isinstance(exc, DicomReadError):
+                raise IntegrityError(
+                    f"an instance of study 0x{request.study_key.hex()} cannot be read ({exc}); "
+                    "nothing released, the refusal is recorded "
+                    f"(request 0x{request.request_id.hex()})",
+                    request_id=request.request_id,
+                ) from exc
+            if isinstance(exc, IntegrityError) and exc.request_id is None:
+                exc.request_id = request.request_id
+            raise
+
+    def _secret_for(self, request_id: bytes) -> bytes:
+        if self._release_secret is None:
+            return os.urandom(32)
+        return hmac.new(self._release_secret, request_id, hashlib.sha256).digest()
