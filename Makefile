@@ -48,6 +48,7 @@ $(COMPILED): $(SOURCES) $(INSTALLED_PY) $(SOLC)
 lint: $(INSTALLED_PY)
 	$(BIN)/ruff check src tests scripts examples bench
 	$(BIN)/ruff format --check src tests scripts examples bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(INSTALLED_PY)
 	$(BIN)/mypy

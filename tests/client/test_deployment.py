@@ -9,7 +9,8 @@ import pytest
 
 from imaging_consent import errors
 from imaging_consent.chain import LocalChain
-from imaging_consent.contracts.deployment import deploy, load, role_id, sender_for
+from imaging_consent.contracts.binding import role_id
+from imaging_consent.contracts.deployment import deploy, load, sender_for
 from imaging_consent.contracts.manifest import Manifest, manifest_path
 
 

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dicom_samples import BAD, CT_SECOND_UID, GOOD, build_folder, copy_sample, sample
+from dicom_samples import sample
 
-from imaging_consent.dicom import read_dicom, read_instance, scan_folder
+from imaging_consent.dicom import read_dicom, read_instance
 from imaging_consent.errors import DicomError, DicomReadError, DicomTruncatedError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -85,47 +85,6 @@ def test_read_instance_identifiers() -> None:
     assert inst.study_instance_uid == "1.2.999.999.99.9.9999.8888"
     assert inst.transfer_syntax_uid == "1.2.840.10008.1.2"
     assert inst.has_pixel_data
-
-
-def test_scan_folder_reports_good_and_bad(tmp_path: Path) -> None:
-    root = build_folder(tmp_path / "site")
-    seen: list[tuple[int, int]] = []
-
-    result = scan_folder(root, progress=lambda done, total, _path: seen.append((done, total)))
-
-    assert len(result.instances) == len(GOOD) + 1
-    bad = {p.path.relative_to(root).as_posix() for p in result.problems}
-    assert bad == {*BAD, "notes.txt"}
-    assert all(str(p.path) in p.error for p in result.problems)
-    assert seen[-1] == (len(GOOD) + len(BAD) + 2, len(GOOD) + len(BAD) + 2)
-
-
-def test_scan_folder_groups_studies_and_series(tmp_path: Path) -> None:
-    root = build_folder(tmp_path / "site")
-
-    studies = scan_folder(root).studies()
-
-    assert len(studies) == 6
-    ct = next(s for s in studies if s.instances[0].modality == "CT")
-    assert len(ct.series) == 1
-    assert [i.sop_instance_uid for i in ct.instances][1] == CT_SECOND_UID
-    assert [i.instance_number for i in ct.instances] == [1, 2]
-
-
-def test_scan_folder_reports_duplicate_sop_instance(tmp_path: Path) -> None:
-    copy_sample("MR_small.dcm", tmp_path / "a.dcm")
-    copy_sample("MR_small_RLE.dcm", tmp_path / "b.dcm")  # same SOP Instance UID
-
-    result = scan_folder(tmp_path)
-
-    assert [i.path.name for i in result.instances] == ["a.dcm"]
-    assert len(result.problems) == 1
-    assert "duplicate" in result.problems[0].error
-
-
-def test_scan_folder_not_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(DicomReadError):
-        scan_folder(tmp_path / "nope")
 
 
 def test_read_dicom_from_stream(tmp_path: Path) -> None:

@@ -34,14 +34,17 @@ from release_samples import (
 )
 
 from imaging_consent import errors
+from imaging_consent.access_log import AccessRecord
 from imaging_consent.chain import ChainSession, LocalChain, TransactionSender
 from imaging_consent.consent import Purpose
-from imaging_consent.contracts.deployment import Suite, bind, sender_for
+from imaging_consent.contracts.access_log import AccessLog
+from imaging_consent.contracts.consent_registry import ConsentRegistry
+from imaging_consent.contracts.deployment import Suite, sender_for
+from imaging_consent.contracts.study_registry import StudyRegistry
 from imaging_consent.dicom import SitePepper, pixel_hash, study_key
 from imaging_consent.dicom.annex_e import Action, basic_profile_action
-from imaging_consent.release import (
-    ImageGateway,
-    LogMode,
+from imaging_consent.gateway import ImageGateway, LogMode
+from imaging_consent.provenance import (
     RegistrationAction,
     read_proofs,
     register_study,
@@ -49,7 +52,6 @@ from imaging_consent.release import (
     verify_released,
     write_release,
 )
-from imaging_consent.gateway import record_from_json
 from imaging_consent.stores import FolderStore, ImageStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -552,9 +554,9 @@ def _dead_suite(suite: Suite, url: str, chain_id: int, timeout: float = 10.0) ->
     return replace(
         suite,
         session=session,
-        consent=bind(session, "ConsentRegistry", suite.consent.address),
-        studies=bind(session, "StudyRegistry", suite.studies.address),
-        access_log=bind(session, "AccessLog", suite.access_log.address),
+        consent=ConsentRegistry(session, suite.consent.address),
+        studies=StudyRegistry(session, suite.studies.address),
+        access_log=AccessLog(session, suite.access_log.address),
     )
 
 
@@ -655,7 +657,7 @@ def test_batched_release_outbox_then_anchor(world: World, tmp_path: Path) -> Non
         assert found is not None
         _batch, proof = found
         entry = next(e for e in gateway.outbox.entries() if e.request_id == request_id)
-        record = record_from_json(entry.record)
+        record = AccessRecord.from_json(entry.record)
         assert record.permitted is permitted and record.study_key == key
         assert log.recordLeaf(record.as_tuple()).call() == entry.leaf == record.leaf()
         assert log.verifyRecord(anchor["args"]["root"], entry.leaf, proof).call()
@@ -676,9 +678,9 @@ def test_batched_break_glass_is_sync(world: World, tmp_path: Path) -> None:
     gateway.close()
 
 
-def test_batched_needs_outbox() -> None:
+def test_batched_needs_outbox(world: World) -> None:
     with pytest.raises(ValueError, match="outbox"):
-        ImageGateway(None, None, None, PEPPER, log_mode=LogMode.BATCHED)  # type: ignore[arg-type]
+        world.gateway_for(world.store, log_mode=LogMode.BATCHED)
 
 
 def test_release_secret_derives_per_release(world: World) -> None:

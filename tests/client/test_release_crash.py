@@ -20,9 +20,10 @@ from release_samples import CT_STUDY, Actors, actors, build_ct_study, grant
 
 from imaging_consent.chain import LocalChain
 from imaging_consent.contracts.deployment import Suite, deploy, sender_for
-from imaging_consent.dicom import SitePepper
 from imaging_consent.contracts.manifest import manifest_path
-from imaging_consent.release import ImageGateway, LogMode, register_study
+from imaging_consent.dicom import SitePepper
+from imaging_consent.gateway import ImageGateway, LogMode
+from imaging_consent.provenance import register_study
 from imaging_consent.stores import FolderStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -38,7 +39,7 @@ CHILD = textwrap.dedent(
     from imaging_consent.chain import connect
     from imaging_consent.contracts.deployment import load, sender_for
     from imaging_consent.dicom import SitePepper
-    from imaging_consent.release import ImageGateway, LogMode
+    from imaging_consent.gateway import ImageGateway, LogMode
     from imaging_consent.stores import FolderStore
 
     a = json.loads(sys.argv[1])
