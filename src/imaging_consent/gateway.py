@@ -9,8 +9,6 @@ their proofs. Failure guarantees: docs/ARCHITECTURE.md, "The release gate".
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import time
@@ -28,11 +26,10 @@ from imaging_consent.chain import TransactionSender
 from imaging_consent.consent.purposes import Purpose
 from imaging_consent.contracts.access_log import AccessDecision
 from imaging_consent.contracts.deployment import Suite
-from imaging_consent.dicom import SitePepper, study_key
+from imaging_consent.dicom import SitePepper, release_secret, study_key
 from imaging_consent.errors import (
     ConsentDeniedError,
     DicomError,
-    DicomReadError,
     IntegrityError,
     NotEmergencyError,
     StoreError,
@@ -76,13 +73,11 @@ class ImageGateway:
         store: Where the site's images are.
         pepper: The site pepper (the one the studies were registered with).
         log_mode: :attr:`LogMode.SYNC` (default) or :attr:`LogMode.BATCHED`.
-        outbox_path: The outbox database. Required in batched mode; optional in sync mode,
-            where it holds the refusals the contract has no event for (else they are anchored
-            at once, one transaction each).
-        release_secret: Optional master secret (>= 16 bytes) for de-identification. Each
-            release keys its UID pseudonyms with ``HMAC-SHA256(release_secret, request_id)``,
-            so the site can re-link a release later; by default each release gets 32 fresh
-            random bytes and nobody can.
+        outbox_path: The outbox database: required in batched mode; in sync mode it holds
+            the refusals AccessLog has no event for (else each is anchored at once).
+        release_secret: Optional master secret (>= 16 bytes): each release keys its UID
+            pseudonyms with ``HMAC-SHA256(release_secret, request_id)``, so the site can re-link
+            it; by default each release gets 32 random bytes and nobody can.
         confirmations: Consent must say yes both at ``head - confirmations`` and at ``head``
             (default 0: at ``head`` only).
         clock: Unix time for batched records' timestamps (default ``time.time``).
@@ -168,18 +163,15 @@ class ImageGateway:
         Returns:
             The released instances with their proofs, and where the access is recorded.
 
-        Raises:
+        Raises (every refusal after the study is found on chain is recorded first):
             ValueError: If the requester is not an address or the reason is empty.
             UnknownPurposeError: If ``purpose`` is not a known code.
-            ConsentDeniedError: If consent does not permit it (the refusal is recorded).
+            ConsentDeniedError: If consent does not permit it.
             StudyNotRegisteredError: If the study is not registered on chain.
-            NotEmergencyError: If break-glass is asked for by an account without
-                EMERGENCY_ROLE (the attempt is recorded as a refusal).
-            IntegrityError: If the store's images do not match the on-chain content root,
-                or a file cannot be read (recorded as a refusal).
-            StoreError: If the store does not have the study or series (recorded).
-            DeidentificationError: If the instances cannot be de-identified safely, e.g.
-                burned-in annotation (recorded as a refusal).
+            NotEmergencyError: If a break-glass requester lacks EMERGENCY_ROLE.
+            IntegrityError: If the images do not match the content root or cannot be read.
+            StoreError: If the store does not have the study or series.
+            DeidentificationError: If they cannot be de-identified safely (burned-in text).
             ChainUnavailableError: If the chain cannot be reached or answers unclearly.
             TransactionError: If the access record cannot be mined (sync; nothing released).
             ReleaseError: If the outbox cannot store the record (batched; nothing released).
@@ -252,10 +244,6 @@ class ImageGateway:
         """
         return self.recorder.flush()
 
-    def batch_proof(self, request_id: bytes) -> tuple[Batch, list[bytes]] | None:
-        """The sealed batch holding a batched record, and the record's proof, if sealed."""
-        return self.outbox.batch_of(request_id) if self.outbox is not None else None
-
     # --- steps ---------------------------------------------------------------------------------
 
     def _emergency(
@@ -288,7 +276,11 @@ class ImageGateway:
         series_uid: str | None,
         decision: AccessDecision,
     ) -> tuple[ReleasedInstance, ...]:
-        secret = None if decision.identified else self._secret_for(request.request_id)
+        secret = (
+            None
+            if decision.identified
+            else release_secret(self._release_secret, request.request_id)
+        )
         try:
             return verified_instances(
                 self.store, self.pepper, study_uid, series_uid, decision.content_root, secret
@@ -302,18 +294,6 @@ class ImageGateway:
                 request.request_id.hex()[:12],
             )
             self.recorder.record_refusal(request)
-            if isinstance(exc, DicomReadError):
-                raise IntegrityError(
-                    f"an instance of study 0x{request.study_key.hex()} cannot be read ({exc}); "
-                    "nothing released, the refusal is recorded "
-                    f"(request 0x{request.request_id.hex()})",
-                    request_id=request.request_id,
-                ) from exc
             if isinstance(exc, IntegrityError) and exc.request_id is None:
                 exc.request_id = request.request_id
             raise
-
-    def _secret_for(self, request_id: bytes) -> bytes:
-        if self._release_secret is None:
-            return os.urandom(32)
-        return hmac.new(self._release_secret, request_id, hashlib.sha256).digest()

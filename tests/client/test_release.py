@@ -653,7 +653,7 @@ def test_batched_release_outbox_then_anchor(world: World, tmp_path: Path) -> Non
     assert anchor["args"]["gateway"] == world.people.gateway.address
     log = world.suite.access_log.functions
     for request_id, permitted in ((release.request_id, True), (denied.value.request_id, False)):
-        found = gateway.batch_proof(request_id)
+        found = gateway.outbox.batch_of(request_id)
         assert found is not None
         _batch, proof = found
         entry = next(e for e in gateway.outbox.entries() if e.request_id == request_id)

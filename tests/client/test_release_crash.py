@@ -172,7 +172,7 @@ def test_outbox_survives_sigkill(
     assert len(new) == 1 and len(flushed) == 1
     assert new[0]["args"]["batchId"] == flushed[0].batch_id
     assert bytes(new[0]["transactionHash"]) == flushed[0].tx_hash
-    found = gateway.batch_proof(request_id)
+    found = gateway.outbox.batch_of(request_id)
     assert found is not None
     batch, proof = found
     (entry,) = [e for e in gateway.outbox.entries() if e.request_id == request_id]  # type: ignore[union-attr]

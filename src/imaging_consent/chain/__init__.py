@@ -19,7 +19,8 @@ from imaging_consent.chain.local import (
     dev_accounts,
     find_chain_binary,
 )
-from imaging_consent.chain.sender import RevertDecoder, TransactionReceipt, TransactionSender
+from imaging_consent.chain.receipts import RevertDecoder, TransactionReceipt
+from imaging_consent.chain.sender import TransactionSender
 from imaging_consent.chain.session import ChainSession, connect
 
 __all__ = [

@@ -21,8 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -30,8 +29,9 @@ from eth_typing import ChecksumAddress, HexStr
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import LogReceipt, TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt
 
+from imaging_consent.chain.receipts import RevertDecoder, TransactionReceipt
 from imaging_consent.chain.session import ChainSession, redact_url
 from imaging_consent.errors import (
     ChainUnavailableError,
@@ -58,47 +58,6 @@ _ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alr
 # Node answers meaning "that nonce is already used" (Geth/Anvil, Ganache).
 _NONCE_TOO_LOW = ("nonce too low", "correct nonce", "nonce has already been used")
 _DEFAULT_PRIORITY_FEE = Web3.to_wei(1, "gwei")
-
-
-class RevertDecoder(Protocol):
-    """Turns raw revert data into a typed exception, or None if it does not recognise it.
-
-    If the result is a :class:`~imaging_consent.errors.ContractRevertedError`, the sender
-    fills in its ``revert_data`` and ``tx_hash``.
-    """
-
-    def __call__(self, revert_data: bytes, /) -> Exception | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionReceipt:
-    """A mined, successful transaction.
-
-    Attributes:
-        tx_hash: 0x-prefixed transaction hash.
-        nonce: The sender's nonce the transaction used.
-        sender: The sending account.
-        block_number: The block it was mined in.
-        block_hash: That block's hash.
-        gas_used: Gas it used.
-        effective_gas_price: Wei paid per gas.
-        status: 1 (success); failures raise instead of returning.
-        contract_address: Address of the contract it created, if any.
-        logs: The event logs it emitted, for ``contract.events.X().process_receipt(raw)``.
-        raw: web3.py's receipt, for anything not copied here.
-    """
-
-    tx_hash: HexStr
-    nonce: int
-    sender: ChecksumAddress
-    block_number: int
-    block_hash: HexStr
-    gas_used: int
-    effective_gas_price: int
-    status: int
-    contract_address: ChecksumAddress | None
-    logs: tuple[LogReceipt, ...]
-    raw: TxReceipt = field(repr=False, compare=False)
 
 
 def _revert_bytes(exc: ContractLogicError) -> bytes:

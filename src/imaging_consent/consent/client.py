@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -23,11 +22,20 @@ from web3.contract.contract import ContractFunction
 
 from imaging_consent.chain import TransactionReceipt, TransactionSender
 from imaging_consent.chain.logs import DEFAULT_PAGE
-from imaging_consent.consent.history import ALL_STUDIES, Grant, GrantHistory, grant_history
+from imaging_consent.consent.history import Grant, GrantHistory, grant_history
+from imaging_consent.consent.inputs import (
+    Timestamp,
+    parse_address,
+    parse_grantee,
+    parse_scope,
+    parse_seconds,
+    parse_window,
+)
 from imaging_consent.consent.purposes import Purpose, purposes_from_mask, purposes_mask
 from imaging_consent.consent.signing import (
     ConsentKind,
     SignedConsent,
+    check_contents,
     domain_of,
     recover_signer,
     sign_typed_data,
@@ -39,10 +47,7 @@ from imaging_consent.contracts.deployment import Suite
 from imaging_consent.contracts.revert import decode_revert
 from imaging_consent.errors import (
     ContractRevertedError,
-    InvalidAddressError,
-    InvalidGrantError,
     InvalidSignatureError,
-    InvalidTimestampError,
     ReadOnlyClientError,
     SignatureExpiredError,
     TransactionRevertedError,
@@ -54,61 +59,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a signed consent stays relayable when no deadline is given.
 DEFAULT_SIGNATURE_LIFETIME = 3600
-
-_UINT48_MAX = 2**48 - 1
-_ZERO_ADDRESS = "0x" + "00" * 20
-
-#: A grant time: unix seconds, or a timezone-aware datetime.
-Timestamp = int | datetime
-
-
-def _address(value: str, what: str) -> ChecksumAddress:
-    try:
-        return Web3.to_checksum_address(value)
-    except (ValueError, TypeError):
-        raise InvalidAddressError(f"{what} is not an address: {value!r}") from None
-
-
-def _grantee(value: str) -> ChecksumAddress:
-    grantee = _address(value, "grantee")
-    if grantee == _ZERO_ADDRESS:
-        raise InvalidGrantError("the grantee must not be the zero address")
-    return grantee
-
-
-def _scope(scope: bytes | str | None) -> bytes:
-    if scope is None:
-        return ALL_STUDIES
-    raw = bytes.fromhex(scope.removeprefix("0x")) if isinstance(scope, str) else bytes(scope)
-    if len(raw) != 32:
-        raise InvalidGrantError(f"a scope is a 32-byte study key, got {len(raw)} bytes")
-    return raw
-
-
-def _seconds(value: Timestamp, what: str) -> int:
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidTimestampError(
-                f"{what} is a naive datetime; give a timezone-aware one "
-                "(e.g. datetime(..., tzinfo=timezone.utc)) or unix seconds"
-            )
-        seconds = int(value.timestamp())
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        raise InvalidTimestampError(f"{what} must be unix seconds or an aware datetime")
-    if not 0 <= seconds <= _UINT48_MAX:
-        raise InvalidTimestampError(f"{what} {seconds} is outside 0..2**48-1")
-    return seconds
-
-
-def _window(not_before: Timestamp, expires_at: Timestamp) -> tuple[int, int]:
-    start, end = _seconds(not_before, "not_before"), _seconds(expires_at, "expires_at")
-    if end != 0 and end <= start:
-        raise InvalidGrantError(
-            f"invalid validity window: expires_at {end} must be after not_before {start}"
-        )
-    return start, end
 
 
 class ConsentClient:
@@ -175,8 +125,8 @@ class ConsentClient:
             InvalidAddressError: If the grantee is not an address.
             ReadOnlyClientError: If the client has no sender.
         """
-        target = _address(grantee, "grantee")
-        return self._transact(self._registry.revoke(target, _scope(scope)))
+        target = parse_address(grantee, "grantee")
+        return self._transact(self._registry.revoke(target, parse_scope(scope)))
 
     def set_delegate(self, delegate: str, allowed: bool = True) -> TransactionReceipt:
         """Appoint (or with ``allowed=False`` remove) a delegate for the sender.
@@ -186,7 +136,7 @@ class ConsentClient:
             InvalidAddressError: If the delegate is not an address.
             ReadOnlyClientError: If the client has no sender.
         """
-        target = _address(delegate, "delegate")
+        target = parse_address(delegate, "delegate")
         return self._transact(self._registry.set_delegate(target, bool(allowed)))
 
     def grant_for(
@@ -206,7 +156,7 @@ class ConsentClient:
             NotDelegateError: If the sender is not the patient's delegate (nothing is sent).
             UnknownPurposeError, InvalidGrantError, InvalidTimestampError: As :meth:`grant`.
         """
-        owner = _address(patient, "patient")
+        owner = parse_address(patient, "patient")
         args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
         return self._transact(self._registry.grant_for(owner, *args))
 
@@ -217,9 +167,9 @@ class ConsentClient:
             NotDelegateError: If the sender is not the patient's delegate (nothing is sent).
             GrantNotFoundError: If there is no such grant (nothing is sent).
         """
-        owner = _address(patient, "patient")
-        target = _address(grantee, "grantee")
-        return self._transact(self._registry.revoke_for(owner, target, _scope(scope)))
+        owner = parse_address(patient, "patient")
+        target = parse_address(grantee, "grantee")
+        return self._transact(self._registry.revoke_for(owner, target, parse_scope(scope)))
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -237,7 +187,10 @@ class ConsentClient:
         """
         bit = Purpose.parse(purpose).value
         return self._registry.is_permitted(
-            _address(patient, "patient"), _address(grantee, "grantee"), _scope(study_key), bit
+            parse_address(patient, "patient"),
+            parse_address(grantee, "grantee"),
+            parse_scope(study_key),
+            bit,
         )
 
     def get_grant(self, patient: str, grantee: str, scope: bytes | None) -> Grant | None:
@@ -247,9 +200,9 @@ class ConsentClient:
             ChainUnavailableError: If the chain cannot be reached.
         """
         owner, target, key = (
-            _address(patient, "patient"),
-            _address(grantee, "grantee"),
-            _scope(scope),
+            parse_address(patient, "patient"),
+            parse_address(grantee, "grantee"),
+            parse_scope(scope),
         )
         terms = self._registry.get_grant(owner, target, key)
         if terms is None:
@@ -271,7 +224,7 @@ class ConsentClient:
             LogQueryError: If the node refuses the log query even one block at a time.
             ChainUnavailableError: If the chain cannot be reached.
         """
-        return grant_history(self.suite, patient=_address(patient, "patient"), page=page)
+        return grant_history(self.suite, patient=parse_address(patient, "patient"), page=page)
 
     def grants_to(self, grantee: str, *, page: int = DEFAULT_PAGE) -> GrantHistory:
         """The grants made to ``grantee`` and their history (incl. being made a delegate).
@@ -280,7 +233,7 @@ class ConsentClient:
             LogQueryError: If the node refuses the log query even one block at a time.
             ChainUnavailableError: If the chain cannot be reached.
         """
-        return grant_history(self.suite, grantee=_address(grantee, "grantee"), page=page)
+        return grant_history(self.suite, grantee=parse_address(grantee, "grantee"), page=page)
 
     # --- signed consents -----------------------------------------------------------------------
 
@@ -348,8 +301,8 @@ class ConsentClient:
             WrongChainError: If the contract's domain names another chain.
         """
         fields = {
-            "grantee": _address(grantee, "grantee"),
-            "scope": "0x" + _scope(scope).hex(),
+            "grantee": parse_address(grantee, "grantee"),
+            "scope": "0x" + parse_scope(scope).hex(),
         }
         return self._sign("revoke", patient, fields, deadline, key, nonce)
 
@@ -372,7 +325,7 @@ class ConsentClient:
         function = self._registry.grant_by_sig(
             Web3.to_checksum_address(message["patient"]),
             Web3.to_checksum_address(message["grantee"]),
-            _scope(message["scope"]),
+            parse_scope(message["scope"]),
             int(message["purposes"]),
             bool(message["identified"]),
             int(message["notBefore"]),
@@ -394,7 +347,7 @@ class ConsentClient:
         function = self._registry.revoke_by_sig(
             Web3.to_checksum_address(message["patient"]),
             Web3.to_checksum_address(message["grantee"]),
-            _scope(message["scope"]),
+            parse_scope(message["scope"]),
             int(message["deadline"]),
             signed.signature or b"",
         )
@@ -412,8 +365,8 @@ class ConsentClient:
         expires_at: Timestamp,
     ) -> tuple[ChecksumAddress, bytes, int, bool, int, int]:
         mask = purposes_mask(purposes)
-        start, end = _window(not_before, expires_at)
-        return _grantee(grantee), _scope(scope), mask, bool(identified), start, end
+        start, end = parse_window(not_before, expires_at)
+        return parse_grantee(grantee), parse_scope(scope), mask, bool(identified), start, end
 
     def _sign(
         self,
@@ -424,14 +377,14 @@ class ConsentClient:
         key: LocalAccount | None,
         nonce: int | None,
     ) -> SignedConsent:
-        owner = _address(patient, "patient")
+        owner = parse_address(patient, "patient")
         if deadline is None:
             latest = int(
                 self._read(lambda: self.suite.session.w3.eth.get_block("latest"))["timestamp"]
             )
             due = latest + DEFAULT_SIGNATURE_LIFETIME
         else:
-            due = _seconds(deadline, "deadline")
+            due = parse_seconds(deadline, "deadline")
         if nonce is None:
             nonce = self._registry.nonce(owner)
         domain_types, domain = domain_of(
@@ -443,30 +396,12 @@ class ConsentClient:
         return SignedConsent(kind, data, signature)
 
     def _relayable(self, signed: SignedConsent, kind: str, check: bool) -> dict[str, Any]:
-        if signed.kind != kind:
-            raise InvalidSignatureError(f"expected a signed {kind}, got a signed {signed.kind}")
-        if signed.signature is None:
-            raise InvalidSignatureError(f"the {kind} is not signed yet; sign it in a wallet first")
-        message = signed.message
+        message = check_contents(
+            signed, kind, self._registry.address, self.suite.session.chain_id, check=check
+        )
         if not check:
             return message
         patient = signed.patient
-        domain = signed.typed_data.get("domain", {})
-        if (
-            domain.get("verifyingContract") != self._registry.address
-            or int(domain.get("chainId", -1)) != self.suite.session.chain_id
-        ):
-            raise InvalidSignatureError(
-                f"the {kind} was signed for contract {domain.get('verifyingContract')} on chain "
-                f"{domain.get('chainId')}, not {self._registry.address} on chain "
-                f"{self.suite.session.chain_id}"
-            )
-        if kind == "grant":
-            _grantee(message["grantee"])
-            mask = int(message["purposes"])
-            if mask == 0 or mask >> len(Purpose):
-                raise InvalidGrantError(f"invalid purposes bitmask {mask:#x} in the signed grant")
-            _window(int(message["notBefore"]), int(message["expiresAt"]))
         w3 = self.suite.session.w3
         latest = int(self._read(lambda: w3.eth.get_block("latest"))["timestamp"])
         if latest > signed.deadline:

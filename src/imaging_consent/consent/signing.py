@@ -22,8 +22,10 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
+from imaging_consent.consent.inputs import parse_grantee, parse_window
+from imaging_consent.consent.purposes import Purpose
 from imaging_consent.contracts.consent_registry import Eip712Domain
-from imaging_consent.errors import InvalidSignatureError, WrongChainError
+from imaging_consent.errors import InvalidGrantError, InvalidSignatureError, WrongChainError
 
 __all__ = [
     "GRANT_TYPE",
@@ -218,3 +220,41 @@ class SignedConsent:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidSignatureError(f"not a signed consent JSON: {exc!r}") from None
         return cls(kind, typed, raw)
+
+
+def check_contents(
+    signed: SignedConsent, kind: str, contract: str, chain_id: int, *, check: bool = True
+) -> dict[str, Any]:
+    """Check what can be checked of a signed consent without the chain; return its message.
+
+    Args:
+        signed: The signed consent.
+        kind: ``"grant"`` or ``"revoke"``, what the caller is about to relay.
+        contract: The ConsentRegistry it must be signed for.
+        chain_id: The chain it must be signed for.
+        check: Also check the domain and the grant's contents (else only kind and signature).
+
+    Raises:
+        InvalidSignatureError: If it is of another kind, unsigned, or for another domain.
+        InvalidGrantError: If the signed grant's contents are invalid.
+    """
+    if signed.kind != kind:
+        raise InvalidSignatureError(f"expected a signed {kind}, got a signed {signed.kind}")
+    if signed.signature is None:
+        raise InvalidSignatureError(f"the {kind} is not signed yet; sign it in a wallet first")
+    message = signed.message
+    if not check:
+        return message
+    domain = signed.typed_data.get("domain", {})
+    if domain.get("verifyingContract") != contract or int(domain.get("chainId", -1)) != chain_id:
+        raise InvalidSignatureError(
+            f"the {kind} was signed for contract {domain.get('verifyingContract')} on chain "
+            f"{domain.get('chainId')}, not {contract} on chain {chain_id}"
+        )
+    if kind == "grant":
+        parse_grantee(message["grantee"])
+        mask = int(message["purposes"])
+        if mask == 0 or mask >> len(Purpose):
+            raise InvalidGrantError(f"invalid purposes bitmask {mask:#x} in the signed grant")
+        parse_window(int(message["notBefore"]), int(message["expiresAt"]))
+    return message

@@ -8,7 +8,12 @@
 This package never touches the chain.
 """
 
-from imaging_consent.dicom.deid import dataset_bytes, deidentify, pseudonymous_uid
+from imaging_consent.dicom.deid import (
+    dataset_bytes,
+    deidentify,
+    pseudonymous_uid,
+    release_secret,
+)
 from imaging_consent.dicom.keys import SitePepper, instance_key, load_pepper, study_key
 from imaging_consent.dicom.pixels import (
     PixelDataLocation,
@@ -32,5 +37,6 @@ __all__ = [
     "pseudonymous_uid",
     "read_dicom",
     "read_instance",
+    "release_secret",
     "study_key",
 ]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import os
 from typing import Any, Final
 
 from pydicom.dataelem import DataElement
@@ -206,6 +207,17 @@ def _check_burned_in(ds: Dataset, strict: bool) -> None:
         raise BurnedInAnnotationError(
             "instance does not declare BurnedInAnnotation NO (strict mode)"
         )
+
+
+def release_secret(master: bytes | None, request_id: bytes) -> bytes:
+    """The de-identification secret of one release.
+
+    ``HMAC-SHA256(master, request_id)`` when the site keeps a master secret (so it can re-link
+    a release later), otherwise 32 fresh random bytes that nobody keeps.
+    """
+    if master is None:
+        return os.urandom(32)
+    return hmac.new(master, request_id, hashlib.sha256).digest()
 
 
 def deidentify(

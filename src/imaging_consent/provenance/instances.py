@@ -22,7 +22,7 @@ from imaging_consent.dicom import (
     read_dicom,
     study_key,
 )
-from imaging_consent.errors import IntegrityError
+from imaging_consent.errors import DicomReadError, IntegrityError
 from imaging_consent.provenance.merkle import MerkleTree, leaf_hash
 from imaging_consent.provenance.released import ReleasedInstance
 from imaging_consent.stores.base import ImageStore, InstanceRecord
@@ -122,8 +122,8 @@ def verified_instances(
 
     Raises:
         StoreError: If the store does not have the study or series.
-        DicomReadError: If a file is not sound DICOM.
-        IntegrityError: If the instances do not match ``content_root``.
+        IntegrityError: If a file is not sound DICOM, or the instances do not match
+            ``content_root``.
         DeidentificationError: If an instance cannot be de-identified safely.
     """
     every = store.instances(study_uid)
@@ -137,9 +137,14 @@ def verified_instances(
     leaves: dict[str, bytes] = {}
     for position, stored in enumerate(every, start=1):
         uid = stored.sop_instance_uid
-        item = load_instance(
-            store, stored, load=uid in chosen, position=f"instance {position} of {len(every)}"
-        )
+        where = f"instance {position} of {len(every)}"
+        try:
+            item = load_instance(store, stored, load=uid in chosen, position=where)
+        except DicomReadError as exc:
+            raise IntegrityError(
+                f"{where} of study 0x{study_key(pepper, study_uid).hex()} cannot be read "
+                f"({exc}); nothing released, the refusal is recorded"
+            ) from exc
         loaded[uid] = item
         leaves[uid] = leaf_hash(instance_key(pepper, uid), item.pixel_hash)
     try:
