@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import typer
 from rich.markup import escape
 
-from imaging_consent.cli import access, chain, consent, deploy, site
-from imaging_consent.cli.common import err_console, one_line, out_console
+from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, site
+from imaging_consent.cli.common import err_console, one_line
 from imaging_consent.errors import ImagingConsentError
 
 __all__ = ["DEBUG_ENV", "app", "main"]
@@ -35,35 +33,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(chain.app, name="chain", help="Run a local development chain (operators).")
-app.add_typer(site.app, name="site", help="Register studies and manage roles (sites, admins).")
-app.add_typer(consent.app, name="consent", help="Grant, revoke, sign and list consent (patients).")
-deploy.register(app)
-access.register(app)
-
-
-@app.command("demo")
-def demo_command(
-    keep: bool = typer.Option(
-        False,
-        "--keep",
-        help="Leave the chain running afterwards (with keys, config and studies written to "
-        "--dir) and wait for Ctrl-C.",
-    ),
-    directory: str = typer.Option(
-        "imaging-consent-demo", "--dir", help="Where --keep writes its files."
-    ),
-    kind: chain.KindOpt = chain.ChainKind.GANACHE,
-) -> None:
-    """Tell the whole story on a local chain: consent, release, refusal, break-glass, audit."""
-    from imaging_consent.demo import run_demo
-
-    run_demo(
-        out_console,
-        kind=kind.value,
-        keep_dir=Path(directory) if keep else None,
-        wait=lambda: chain.wait_for_interrupt("Press Ctrl-C to stop the chain."),
-    )
+# Each module's Typer: a named one (chain, site, consent) becomes a group, a nameless one adds
+# its commands at the top level. The order here is the order of ``--help``.
+for module in (deploy, fetch, audit, demo, chain, site, consent):
+    app.add_typer(module.app)
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -114,8 +87,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {one_line(exc)} (set {DEBUG_ENV}=1 for details)"
         )
     return int(result) if isinstance(result, int) else 0
-
-
-def run() -> None:
-    """Entry point that exits with :func:`main`'s code."""
-    sys.exit(main())

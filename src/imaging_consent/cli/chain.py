@@ -16,7 +16,9 @@ from imaging_consent.cli.common import err_console, out_console
 
 __all__ = ["ChainKind", "KindOpt", "app", "print_accounts", "wait_for_interrupt"]
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(
+    name="chain", help="Run a local development chain (operators).", no_args_is_help=True
+)
 
 KindOpt = Annotated[
     ChainKind,
@@ -85,11 +87,14 @@ def wait_for_interrupt(message: str) -> None:
 @app.command("start")
 def start(
     kind: KindOpt = ChainKind.GANACHE,
-    anvil: bool = typer.Option(False, "--anvil", help="Shorthand for --chain anvil."),
-    port: int | None = typer.Option(
-        None, "--port", min=1, max=65535, help="Port on 127.0.0.1 (default: a free one)."
-    ),
-    accounts: int = typer.Option(10, "--accounts", min=1, max=100, help="Funded accounts."),
+    anvil: Annotated[bool, typer.Option("--anvil", help="Shorthand for --chain anvil.")] = False,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1 (default: a free one)."),
+    ] = None,
+    accounts: Annotated[
+        int, typer.Option("--accounts", min=1, max=100, help="Funded accounts.")
+    ] = 10,
 ) -> None:
     """Run a local chain in the foreground, print its funded accounts, stop it on Ctrl-C."""
     chosen = ChainKind.ANVIL if anvil else kind

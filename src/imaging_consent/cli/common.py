@@ -1,15 +1,17 @@
-"""What every command shares: consoles, options, connecting, keys, times and progress."""
+"""What every command shares: consoles, the connection options, keys, times and progress."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from eth_account.signers.local import LocalAccount
@@ -41,6 +43,7 @@ from imaging_consent.dicom import SitePepper, load_pepper
 from imaging_consent.errors import ImagingConsentError, InvalidAddressError, SignerError
 
 __all__ = [
+    "Command",
     "ConfigOpt",
     "KeystoreOpt",
     "ManifestOpt",
@@ -49,12 +52,14 @@ __all__ = [
     "Workspace",
     "address",
     "err_console",
+    "one_line",
+    "option_group",
     "out_console",
     "parse_study_key",
     "parse_when",
     "progress",
-    "short",
     "spinner",
+    "with_workspace",
 ]
 
 
@@ -74,7 +79,7 @@ class UsageProblem(typer.BadParameter):
     """A bad combination of options (exit code 2)."""
 
 
-# --- shared options ---------------------------------------------------------------------------
+# --- the connection options, declared once ---------------------------------------------------
 
 RpcUrlOpt = Annotated[
     str | None,
@@ -113,9 +118,71 @@ ConfigOpt = Annotated[
     ),
 ]
 
+Command = Callable[..., None]
+
+
+def option_group(
+    name: str, make: Callable[..., object], options: Mapping[str, tuple[object, object]]
+) -> Callable[[Command], Command]:
+    """A decorator that gives commands a group of options declared once.
+
+    The decorated command declares one parameter, ``name``, instead of the options. Typer is
+    shown the command's own parameters followed by ``options``, so they are typed after the
+    subcommand like any other option; the command is called with ``make(**their values)`` in
+    their place.
+
+    Args:
+        name: The command's parameter that receives what ``make`` returns.
+        make: Builds that value from the options (it may raise :class:`UsageProblem`).
+        options: Each option's parameter name, ``Annotated`` type and default.
+
+    Raises:
+        TypeError: If a decorated command has no parameter ``name``.
+    """
+    added = [
+        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for key, (kind, default) in options.items()
+    ]
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        if name not in signature.parameters:
+            raise TypeError(f"{command!r} has no parameter {name!r} for its options")
+        params = [p for p in signature.parameters.values() if p.name != name] + added
+
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            given = {key: values.pop(key) for key in options}
+            command(**values, **{name: make(**given)})
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return run
+
+    return decorate
+
+
+def with_workspace(*, signs: bool = True) -> Callable[[Command], Command]:
+    """Give a command ``--rpc-url``, ``--manifest``, ``--keystore`` and ``--config``.
+
+    The command takes a ``ws: Workspace`` parameter, made from those options, instead of them.
+
+    Args:
+        signs: Whether the command signs transactions (and so takes ``--keystore``).
+    """
+    options: dict[str, tuple[object, object]] = {
+        "rpc_url": (RpcUrlOpt, None),
+        "manifest": (ManifestOpt, None),
+        "keystore": (KeystoreOpt, None),
+        "config": (ConfigOpt, None),
+    }
+    if not signs:
+        del options["keystore"]
+    return option_group("ws", Workspace, options)
+
 
 class Workspace:
-    """One command's resolved configuration, with lazily made session, suite and signer."""
+    """One command's configuration, and the session, suite and signer made from it on demand."""
 
     def __init__(
         self,
@@ -124,18 +191,31 @@ class Workspace:
         manifest: Path | None = None,
         keystore: Path | None = None,
         config: Path | None = None,
-        store: Path | None = None,
     ) -> None:
-        """Resolve the settings (option, environment, config file, default).
-
-        Raises:
-            ConfigError: If the config file is malformed.
-        """
-        self.config = Config.resolve(
-            rpc_url=rpc_url, manifest=manifest, keystore=keystore, store=store, config_file=config
-        )
+        """Keep the options; the settings are resolved on first use (see :attr:`config`)."""
+        self._rpc_url = rpc_url
+        self._manifest = manifest
+        self._keystore = keystore
+        self._config_file = config
+        self._config: Config | None = None
         self._session: ChainSession | None = None
         self._suite: Suite | None = None
+
+    @property
+    def config(self) -> Config:
+        """The settings: option, else environment, else config file, else default.
+
+        Raises:
+            ConfigError: If the config file is named but missing, or is malformed.
+        """
+        if self._config is None:
+            self._config = Config.resolve(
+                rpc_url=self._rpc_url,
+                manifest=self._manifest,
+                keystore=self._keystore,
+                config_file=self._config_file,
+            )
+        return self._config
 
     @property
     def session(self) -> ChainSession:
@@ -267,17 +347,6 @@ def parse_when(value: str, now: int, what: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
-
-
-def short(value: bytes | str, digits: int = 10) -> str:
-    """A shortened 0x-hex value for tables (``0x1234abcd…``)."""
-    text = "0x" + value.hex() if isinstance(value, bytes) else value
-    return text if len(text) <= digits + 2 else text[: digits + 2] + "…"
-
-
-def when(timestamp: int) -> str:
-    """Unix seconds as ``YYYY-MM-DD HH:MM:SS UTC``."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -3,42 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from imaging_consent.cli.common import (
-    ConfigOpt,
-    KeystoreOpt,
-    ManifestOpt,
-    RpcUrlOpt,
     UsageProblem,
     Workspace,
     address,
+    option_group,
     out_console,
     parse_study_key,
     parse_when,
-    short,
-    when,
+    with_workspace,
 )
-from imaging_consent.consent import ALL_STUDIES, ConsentClient, Grant, Purpose, SignedConsent
+from imaging_consent.cli.tables import grants_table, scope_label, short, when
+from imaging_consent.consent import ALL_STUDIES, ConsentClient, Purpose, SignedConsent
 from imaging_consent.errors import InvalidSignatureError
 
-__all__ = ["app", "grants_table"]
+__all__ = ["app"]
 
-app = typer.Typer(no_args_is_help=True)
-
-_StudyKeyOpt = typer.Option(
-    None, "--study-key", help="One study, by its 0x study key (from `site register`)."
+app = typer.Typer(
+    name="consent",
+    help="Grant, revoke, sign and list consent (patients).",
+    no_args_is_help=True,
 )
-_AllOpt = typer.Option(False, "--all-studies", help="All of the patient's studies.")
-_GranteeOpt = typer.Option(..., "--grantee", help="The account given (or losing) access.")
+
+StudyKeyOpt = Annotated[
+    str | None,
+    typer.Option("--study-key", help="One study, by its 0x study key (from `site register`)."),
+]
+AllStudiesOpt = Annotated[bool, typer.Option("--all-studies", help="All of the patient's studies.")]
+GranteeOpt = Annotated[str, typer.Option("--grantee", help="The account given (or losing) access.")]
+PurposesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--purpose", help="Purpose of use (TREAT, ETREAT, HRESCH, ...). Repeatable."),
+]
+ExpiresOpt = Annotated[
+    str | None,
+    typer.Option("--expires", help="When it ends: a duration (30d, 12h) or an ISO date."),
+]
+NotBeforeOpt = Annotated[
+    str | None,
+    typer.Option("--not-before", help="When it starts: a duration from now or an ISO date."),
+]
+IdentifiedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--identified/--deidentified",
+        help="Allow identified data, or de-identified only (the default).",
+    ),
+]
 
 
 def _scope(study_key: str | None, all_studies: bool) -> bytes:
     if (study_key is None) == (not all_studies):
         raise UsageProblem("give exactly one of --study-key KEY or --all-studies")
     return ALL_STUDIES if study_key is None else parse_study_key(study_key)
+
+
+#: Gives a command ``--study-key`` and ``--all-studies``, as a ``scope`` parameter.
+with_scope = option_group(
+    "scope", _scope, {"study_key": (StudyKeyOpt, None), "all_studies": (AllStudiesOpt, False)}
+)
 
 
 def _chain_now(ws: Workspace) -> int:
@@ -52,69 +80,25 @@ def _window(ws: Workspace, not_before: str | None, expires: str | None) -> tuple
     return start, end
 
 
-def scope_label(scope: bytes) -> str:
-    """``all studies`` or the study key."""
-    return "all studies" if scope == ALL_STUDIES else "0x" + scope.hex()
-
-
-def grants_table(grants: tuple[Grant, ...], now: int, title: str) -> Table:
-    """A table of grants, marking expired and not-yet-valid ones."""
-    table = Table(title=title)
-    for column in ("patient", "grantee", "scope", "purposes", "data", "valid", "status"):
-        table.add_column(column)
-    for grant in grants:
-        start = when(grant.not_before) if grant.not_before else "now"
-        end = when(grant.expires_at) if grant.expires_at else "no expiry"
-        status = (
-            "[green]active[/]"
-            if grant.is_active(now)
-            else ("[yellow]not yet valid[/]" if now < grant.not_before else "[red]expired[/]")
-        )
-        table.add_row(
-            grant.patient,
-            grant.grantee,
-            scope_label(grant.scope) if grant.all_studies else short(grant.scope, 16),
-            ", ".join(p.name for p in sorted(grant.purposes, key=lambda p: p.value)),
-            "identified" if grant.identified else "de-identified",
-            f"{start} → {end}",
-            status,
-        )
-    return table
-
-
-def _purposes(values: list[str]) -> list[Purpose]:
+def _purposes(values: list[str] | None) -> list[Purpose]:
     if not values:
         raise UsageProblem("give at least one --purpose (e.g. --purpose TREAT)")
     return [Purpose.parse(v) for v in values]
 
 
 @app.command("grant")
+@with_workspace()
+@with_scope
 def grant(
-    grantee: str = _GranteeOpt,
-    purpose: list[str] = typer.Option(
-        [], "--purpose", help="Purpose of use (TREAT, ETREAT, HRESCH, ...). Repeatable."
-    ),
-    study_key: str | None = _StudyKeyOpt,
-    all_studies: bool = _AllOpt,
-    identified: bool = typer.Option(
-        False,
-        "--identified/--deidentified",
-        help="Allow identified data, or de-identified only (the default).",
-    ),
-    expires: str | None = typer.Option(
-        None, "--expires", help="When it ends: a duration (30d, 12h) or an ISO date."
-    ),
-    not_before: str | None = typer.Option(
-        None, "--not-before", help="When it starts: a duration from now or an ISO date."
-    ),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    scope: bytes,
+    grantee: GranteeOpt,
+    purpose: PurposesOpt = None,
+    identified: IdentifiedOpt = False,
+    expires: ExpiresOpt = None,
+    not_before: NotBeforeOpt = None,
 ) -> None:
     """Grant (or replace) access to your studies; you sign and pay the gas."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
-    scope = _scope(study_key, all_studies)
     purposes = _purposes(purpose)
     target = address(grantee, "--grantee")
     start, end = _window(ws, not_before, expires)
@@ -131,18 +115,14 @@ def grant(
 
 
 @app.command("revoke")
+@with_workspace()
+@with_scope
 def revoke(
-    grantee: str = _GranteeOpt,
-    study_key: str | None = _StudyKeyOpt,
-    all_studies: bool = _AllOpt,
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    scope: bytes,
+    grantee: GranteeOpt,
 ) -> None:
     """Revoke a grant; it stops counting in the very next block."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
-    scope = _scope(study_key, all_studies)
     target = address(grantee, "--grantee")
     receipt = ConsentClient(ws.suite, ws.sender()).revoke(target, scope)
     out_console.print(
@@ -152,16 +132,13 @@ def revoke(
 
 
 @app.command("delegate")
+@with_workspace()
 def delegate(
-    account: str = typer.Argument(..., help="The guardian / delegate's address."),
-    remove: bool = typer.Option(False, "--remove", help="Remove the delegate instead."),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    account: Annotated[str, typer.Argument(help="The guardian / delegate's address.")],
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the delegate instead.")] = False,
 ) -> None:
     """Appoint (or remove) a delegate who may grant and revoke for you."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
     target = address(account)
     receipt = ConsentClient(ws.suite, ws.sender()).set_delegate(target, not remove)
     out_console.print(
@@ -170,18 +147,22 @@ def delegate(
 
 
 @app.command("list")
+@with_workspace(signs=False)
 def list_grants(
-    patient: str | None = typer.Option(None, "--patient", help="Grants made by this patient."),
-    grantee: str | None = typer.Option(None, "--grantee", help="Grants made to this account."),
-    history: bool = typer.Option(False, "--history", help="Also list every consent event."),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Grants made by this patient.")
+    ] = None,
+    grantee: Annotated[
+        str | None, typer.Option("--grantee", help="Grants made to this account.")
+    ] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="Also list every consent event.")
+    ] = False,
 ) -> None:
     """List current grants (from the chain's events), by patient and/or grantee."""
     if patient is None and grantee is None:
         raise UsageProblem("give --patient ADDRESS and/or --grantee ADDRESS")
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, config=config)
     client = ConsentClient(ws.suite)
     now = _chain_now(ws)
     if patient is not None:
@@ -210,37 +191,38 @@ def list_grants(
 
 
 @app.command("sign")
+@with_workspace()
+@with_scope
 def sign(
-    grantee: str = _GranteeOpt,
-    out: Path = typer.Option(..., "--out", help="Where to write the EIP-712 JSON."),
-    purpose: list[str] = typer.Option(
-        [], "--purpose", help="Purpose of use. Repeatable. (Not for --revoke.)"
-    ),
-    study_key: str | None = _StudyKeyOpt,
-    all_studies: bool = _AllOpt,
-    identified: bool = typer.Option(False, "--identified/--deidentified"),
-    expires: str | None = typer.Option(None, "--expires", help="Grant end (30d or ISO date)."),
-    not_before: str | None = typer.Option(None, "--not-before", help="Grant start."),
-    revoke_kind: bool = typer.Option(False, "--revoke", help="Sign a revocation instead."),
-    deadline: str = typer.Option(
-        "1h", "--deadline", help="Last time a relayer may submit it (duration or ISO date)."
-    ),
-    patient: str | None = typer.Option(
-        None,
-        "--patient",
-        help="The patient, when no key is given (writes unsigned typed data for a wallet).",
-    ),
-    unsigned: bool = typer.Option(
-        False, "--unsigned", help="Do not sign even if a key is configured."
-    ),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    scope: bytes,
+    grantee: GranteeOpt,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the EIP-712 JSON.")],
+    purpose: PurposesOpt = None,
+    identified: IdentifiedOpt = False,
+    expires: ExpiresOpt = None,
+    not_before: NotBeforeOpt = None,
+    revoke_kind: Annotated[
+        bool, typer.Option("--revoke", help="Sign a revocation instead (without --purpose).")
+    ] = False,
+    deadline: Annotated[
+        str,
+        typer.Option(
+            "--deadline", help="Last time a relayer may submit it (duration or ISO date)."
+        ),
+    ] = "1h",
+    patient: Annotated[
+        str | None,
+        typer.Option(
+            "--patient",
+            help="The patient, when no key is given (writes unsigned typed data for a wallet).",
+        ),
+    ] = None,
+    unsigned: Annotated[
+        bool, typer.Option("--unsigned", help="Do not sign even if a key is configured.")
+    ] = False,
 ) -> None:
     """Write an EIP-712 consent for a wallet to sign (or signed with your keystore) to relay."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
-    scope = _scope(study_key, all_studies)
     target = address(grantee, "--grantee")
     if unsigned and patient is None:
         raise UsageProblem("--unsigned needs --patient ADDRESS (whose consent it is)")
@@ -273,18 +255,16 @@ def sign(
 
 
 @app.command("relay")
+@with_workspace()
 def relay(
-    file: Path = typer.Argument(..., help="A signed consent JSON from `consent sign`."),
-    signature: str | None = typer.Option(
-        None, "--signature", help="Attach a wallet's 0x signature to an unsigned file."
-    ),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    file: Annotated[Path, typer.Argument(help="A signed consent JSON from `consent sign`.")],
+    signature: Annotated[
+        str | None,
+        typer.Option("--signature", help="Attach a wallet's 0x signature to an unsigned file."),
+    ] = None,
 ) -> None:
     """Submit a signed consent; the relayer (your key) pays the gas, the patient pays nothing."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
     signed = SignedConsent.from_json(file.read_text(encoding="utf-8"))
     if signature is not None:
         signed = signed.with_signature(signature)

@@ -3,45 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from imaging_consent.cli.common import (
-    ConfigOpt,
-    KeystoreOpt,
-    ManifestOpt,
-    RpcUrlOpt,
-    Workspace,
-    address,
-    out_console,
-    spinner,
-)
+from imaging_consent.cli.common import Workspace, address, out_console, spinner, with_workspace
 from imaging_consent.contracts.deployment import deploy
 
-__all__ = ["register"]
+__all__ = ["app"]
+
+app = typer.Typer()
 
 
+@app.command("deploy")
+@with_workspace()
 def deploy_command(
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
-    site: list[str] = typer.Option(
-        [], "--site", help="Grant SITE_ROLE (StudyRegistry) to this address. Repeatable."
-    ),
-    gateway: list[str] = typer.Option(
-        [], "--gateway", help="Grant GATEWAY_ROLE (AccessLog) to this address. Repeatable."
-    ),
-    emergency: list[str] = typer.Option(
-        [], "--emergency", help="Grant EMERGENCY_ROLE (AccessLog) to this address. Repeatable."
-    ),
+    ws: Workspace,
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="Grant SITE_ROLE (StudyRegistry) to this address. Repeatable."),
+    ] = None,
+    gateway: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gateway", help="Grant GATEWAY_ROLE (AccessLog) to this address. Repeatable."
+        ),
+    ] = None,
+    emergency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--emergency", help="Grant EMERGENCY_ROLE (AccessLog) to this address. Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Deploy ConsentRegistry, StudyRegistry and AccessLog; the signer becomes their admin."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
-    sites = [address(a, "--site") for a in site]
-    gateways = [address(a, "--gateway") for a in gateway]
-    emergencies = [address(a, "--emergency") for a in emergency]
+    sites = [address(a, "--site") for a in site or []]
+    gateways = [address(a, "--gateway") for a in gateway or []]
+    emergencies = [address(a, "--emergency") for a in emergency or []]
     sender = ws.sender()
     target: Path = ws.manifest_path
     with spinner(f"deploying the suite on chain {ws.session.chain_id}..."):
@@ -65,8 +64,3 @@ def deploy_command(
         out_console.print(f"granted {grant.role} on {grant.contract} to {grant.account}")
     out_console.print(f"admin: {sender.address}")
     out_console.print(f"manifest written to [bold]{target}[/]")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``deploy`` command to ``app``."""
-    app.command("deploy")(deploy_command)

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from imaging_consent.cli.common import (
-    ConfigOpt,
-    KeystoreOpt,
-    ManifestOpt,
-    RpcUrlOpt,
     Workspace,
     address,
     err_console,
     out_console,
     progress,
-    short,
+    with_workspace,
 )
+from imaging_consent.cli.tables import short
 from imaging_consent.contracts.binding import AccessControlled
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.provenance import register_study
@@ -27,7 +25,11 @@ from imaging_consent.stores import FolderStore
 
 __all__ = ["Role", "app"]
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(
+    name="site",
+    help="Register studies and manage roles (sites, admins).",
+    no_args_is_help=True,
+)
 
 
 class Role(str, enum.Enum):
@@ -48,23 +50,21 @@ class Role(str, enum.Enum):
 
 
 @app.command("register")
+@with_workspace()
 def register(
-    path: Path = typer.Argument(..., help="Folder of DICOM files (searched recursively)."),
-    patient: str = typer.Option(..., "--patient", help="The patient's wallet address."),
-    study: list[str] = typer.Option(
-        [], "--study", help="Register only this Study Instance UID. Repeatable."
-    ),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
+    ws: Workspace,
+    path: Annotated[Path, typer.Argument(help="Folder of DICOM files (searched recursively).")],
+    patient: Annotated[str, typer.Option("--patient", help="The patient's wallet address.")],
+    study: Annotated[
+        list[str] | None,
+        typer.Option("--study", help="Register only this Study Instance UID. Repeatable."),
+    ] = None,
 ) -> None:
     """Register (or update) every study in a folder for one patient (needs SITE_ROLE).
 
     The site pepper comes from IMAGING_CONSENT_SITE_PEPPER_FILE (a mode-0600 file) or
     IMAGING_CONSENT_SITE_PEPPER; it never leaves this process.
     """
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
     owner = address(patient, "--patient")
     pepper = ws.pepper()
     suite = ws.suite
@@ -118,29 +118,19 @@ def _role_change(role: Role, account: str, grant: bool, ws: Workspace) -> None:
     )
 
 
+RoleArg = Annotated[Role, typer.Argument(case_sensitive=False, help="SITE, GATEWAY or EMERGENCY.")]
+AccountArg = Annotated[str, typer.Argument(help="The address that gains or loses the role.")]
+
+
 @app.command("grant-role")
-def grant_role(
-    role: Role = typer.Argument(..., case_sensitive=False, help="SITE, GATEWAY or EMERGENCY."),
-    account: str = typer.Argument(..., help="The address to receive the role."),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
-) -> None:
+@with_workspace()
+def grant_role(ws: Workspace, role: RoleArg, account: AccountArg) -> None:
     """Grant a role (the signer must be the contracts' admin)."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
     _role_change(role, account, True, ws)
 
 
 @app.command("revoke-role")
-def revoke_role(
-    role: Role = typer.Argument(..., case_sensitive=False, help="SITE, GATEWAY or EMERGENCY."),
-    account: str = typer.Argument(..., help="The address to lose the role."),
-    rpc_url: RpcUrlOpt = None,
-    manifest: ManifestOpt = None,
-    keystore: KeystoreOpt = None,
-    config: ConfigOpt = None,
-) -> None:
+@with_workspace()
+def revoke_role(ws: Workspace, role: RoleArg, account: AccountArg) -> None:
     """Revoke a role (the signer must be the contracts' admin)."""
-    ws = Workspace(rpc_url=rpc_url, manifest=manifest, keystore=keystore, config=config)
     _role_change(role, account, False, ws)

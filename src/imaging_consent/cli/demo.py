@@ -1,226 +1,63 @@
-"""The end-to-end story, told on a local chain with real DICOM studies.
+"""``imaging-consent demo``: the end-to-end story, told on a local chain with real DICOM studies.
 
 A hospital registers three studies for one patient; the patient grants, signs and revokes
 consent; a radiologist, a research app and an emergency clinician ask the release gate for
 images; every release and refusal lands in the patient's audit trail. Each step narrates what
 happens and checks the outcome (the demo fails if the system misbehaves), so it doubles as a
-smoke test. ``imaging-consent demo`` runs it; this module knows nothing of the command line.
+smoke test. The steps call the library directly, as an application would, and print the same
+audit tables as ``imaging-consent audit``; :mod:`.demo_setup` holds the cast and the props.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydicom
-from eth_account.signers.local import LocalAccount
-from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from web3 import Web3
 
-from imaging_consent.chain import ChainKind, LocalChain, TransactionSender, write_keystore
+from imaging_consent.access_log import access_history
+from imaging_consent.chain import ChainKind, LocalChain
+from imaging_consent.cli.chain import KindOpt, wait_for_interrupt
+from imaging_consent.cli.common import out_console
+from imaging_consent.cli.demo_setup import (
+    ROLES,
+    DemoError,
+    DemoResult,
+    Story,
+    continue_hints,
+    identifying_attributes,
+    prepare_studies,
+    workdir,
+    write_keep_files,
+)
+from imaging_consent.cli.tables import audit_tables
 from imaging_consent.consent import ConsentClient, Purpose
-from imaging_consent.contracts.deployment import Suite, deploy, sender_for
-from imaging_consent.contracts.manifest import RoleGrant, manifest_path
+from imaging_consent.contracts.deployment import deploy
+from imaging_consent.contracts.manifest import RoleGrant
 from imaging_consent.dicom import SitePepper
-from imaging_consent.dicom.annex_e import Action, basic_profile_action
-from imaging_consent.errors import ConsentDeniedError, ImagingConsentError
-from imaging_consent.gateway import ImageGateway, Release
+from imaging_consent.errors import ConsentDeniedError
+from imaging_consent.gateway import Release
 from imaging_consent.provenance import PROOF_FILE, register_study, verify_files, write_release
 from imaging_consent.stores import FolderStore
 
-__all__ = [
-    "DEMO_KEYSTORE_PASSWORD",
-    "ROLES",
-    "SAMPLE_FILES",
-    "DemoError",
-    "DemoResult",
-    "GasEntry",
-    "run_demo",
-]
+__all__ = ["DemoError", "DemoResult", "app", "run_demo"]
 
-#: The dev account index of each character in the story.
-ROLES: dict[str, int] = {
-    "admin/site": 0,
-    "gateway": 1,
-    "patient": 2,
-    "radiologist": 3,
-    "research app": 4,
-    "relayer": 5,
-    "emergency clinician": 6,
-}
-#: pydicom's bundled studies the hospital holds (three studies, distinct Study Instance UIDs).
-SAMPLE_FILES: dict[str, str] = {"CT": "CT_small.dcm", "MR": "MR_small.dcm", "RT dose": "rtdose.dcm"}
-#: Password of the keystores ``--keep`` writes (test accounts only).
-DEMO_KEYSTORE_PASSWORD = "demo"
-
-
-class DemoError(ImagingConsentError, RuntimeError):
-    """The system did not behave as the story says it must (a failed check in the demo)."""
-
-
-@dataclass(frozen=True, slots=True)
-class GasEntry:
-    """Gas one operation used, from its receipt."""
-
-    operation: str
-    actor: str
-    gas_used: int
-    tx_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class DemoResult:
-    """What the demo did.
-
-    Attributes:
-        outcomes: One line per checked outcome, in order (``"released ..."``, ``"refused ..."``).
-        gas: Gas per operation.
-        seconds: Wall time of the story (chain start to audit).
-        keep_dir: Where ``--keep`` wrote its files, if it did.
-    """
-
-    outcomes: tuple[str, ...]
-    gas: tuple[GasEntry, ...]
-    seconds: float
-    keep_dir: Path | None = None
-
-
-@dataclass
-class _Story:
-    console: Console
-    chain: LocalChain
-    work: Path
-    pepper: SitePepper
-    suite: Suite | None = None
-    senders: dict[str, TransactionSender] = field(default_factory=dict)
-    gas: list[GasEntry] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
-    study_uids: dict[str, str] = field(default_factory=dict)
-    study_keys: dict[str, bytes] = field(default_factory=dict)
-
-    # --- narration -----------------------------------------------------------------------------
-
-    def step(self, number: int, title: str) -> None:
-        self.console.rule(f"[bold]{number}. {title}")
-
-    def say(self, text: str) -> None:
-        self.console.print(text)
-
-    def good(self, text: str) -> None:
-        self.outcomes.append(text)
-        self.console.print(f"  [bold green]✔[/] {text}")
-
-    def bad(self, text: str) -> None:
-        self.outcomes.append(text)
-        self.console.print(f"  [bold red]✘[/] {text}")
-
-    def check(self, condition: bool, failure: str) -> None:
-        if not condition:
-            raise DemoError(f"demo check failed: {failure}")
-
-    # --- chain helpers -------------------------------------------------------------------------
-
-    def account(self, role: str) -> LocalAccount:
-        return self.chain.accounts[ROLES[role]]
-
-    def addr(self, role: str) -> str:
-        return self.account(role).address
-
-    def sender(self, role: str) -> TransactionSender:
-        if role not in self.senders:
-            self.senders[role] = sender_for(self.chain.session, self.account(role))
-        return self.senders[role]
-
-    def record_gas(self, operation: str, actor: str, tx_hash: str | None) -> int:
-        if tx_hash is None:
-            return 0
-        receipt = self.chain.session.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        used = int(receipt["gasUsed"])
-        self.gas.append(GasEntry(operation, actor, used, tx_hash))
-        return used
-
-    @property
-    def the_suite(self) -> Suite:
-        if self.suite is None:
-            raise DemoError("the suite is not deployed yet")
-        return self.suite
-
-    def gateway(self, store: FolderStore) -> ImageGateway:
-        return ImageGateway(self.the_suite, self.sender("gateway"), store, self.pepper)
-
-    def balance(self, role: str) -> int:
-        return int(self.chain.session.w3.eth.get_balance(self.addr(role)))  # type: ignore[arg-type]
-
-    def chain_now(self) -> int:
-        return int(self.chain.session.w3.eth.get_block("latest")["timestamp"])
-
-
-# --- the studies -----------------------------------------------------------------------------
-
-
-def prepare_studies(folder: Path) -> dict[str, str]:
-    """Copy pydicom's bundled CT, MR and RT dose files into ``folder``.
-
-    Returns:
-        Study Instance UID by label (``"CT"``, ``"MR"``, ``"RT dose"``).
-
-    Raises:
-        DemoError: If a sample file is missing or two share a study.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    uids: dict[str, str] = {}
-    for label, name in SAMPLE_FILES.items():
-        source = get_testdata_file(name)
-        if source is None:
-            raise DemoError(f"pydicom's sample file {name} is missing")
-        target = folder / name
-        shutil.copyfile(source, target)
-        ds = pydicom.dcmread(target, stop_before_pixels=True)
-        uids[label] = str(ds.StudyInstanceUID)
-    if len(set(uids.values())) != len(uids):
-        raise DemoError("the sample files do not hold three distinct studies")
-    return uids
-
-
-def identifying_attributes(original: Dataset, released: Dataset) -> tuple[list[str], list[str]]:
-    """Compare top-level attributes the Basic Profile does not keep.
-
-    Returns:
-        ``(identifying, survivors)``: keywords of the original's non-empty attributes that the
-        profile removes, empties or replaces; and those among them the release still carries
-        with the original value.
-    """
-    identifying: list[str] = []
-    survivors: list[str] = []
-    for element in original:
-        if element.tag == 0x7FE00010 or element.VR == "SQ":
-            continue
-        action = basic_profile_action(int(element.tag))
-        if action is None or action is Action.K or element.value in (None, "", b""):
-            continue
-        name = element.keyword or str(element.tag)
-        identifying.append(name)
-        kept = released.get(element.tag)
-        if kept is not None and kept.value == element.value:
-            survivors.append(name)
-    return identifying, survivors
+app = typer.Typer()
 
 
 # --- the story -------------------------------------------------------------------------------
 
 
-def _deploy_and_register(story: _Story, studies: Path) -> FolderStore:
+def _deploy_and_register(story: Story, studies: Path) -> FolderStore:
     story.step(1, "A hospital deploys the consent suite and registers three studies")
     session = story.chain.session
     admin = story.sender("admin/site")
@@ -272,12 +109,12 @@ def _deploy_and_register(story: _Story, studies: Path) -> FolderStore:
     return store
 
 
-def _fetch(story: _Story, store: FolderStore, label: str, who: str, purpose: Purpose) -> Release:
+def _fetch(story: Story, store: FolderStore, label: str, who: str, purpose: Purpose) -> Release:
     with story.gateway(store) as gate:
         return gate.release(story.study_uids[label], story.addr(who), purpose)
 
 
-def _save_and_verify(story: _Story, release: Release, name: str) -> list[Path]:
+def _save_and_verify(story: Story, release: Release, name: str) -> list[Path]:
     folder = story.work / "received" / name
     written = write_release(release, folder)
     files = [p for p in written if p.name != PROOF_FILE]
@@ -286,7 +123,7 @@ def _save_and_verify(story: _Story, release: Release, name: str) -> list[Path]:
     return files
 
 
-def _radiologist(story: _Story, store: FolderStore) -> None:
+def _radiologist(story: Story, store: FolderStore) -> None:
     story.step(2, "The patient lets a radiologist see the CT, for treatment")
     client = ConsentClient(story.the_suite, story.sender("patient"))
     receipt = client.grant(
@@ -309,7 +146,7 @@ def _radiologist(story: _Story, store: FolderStore) -> None:
     )
 
 
-def _research(story: _Story, store: FolderStore) -> None:
+def _research(story: Story, store: FolderStore) -> None:
     story.step(3, "A research app asks for the MR; the patient consents by signature, gas-free")
     story.say("The research app asks for the MR study for healthcare research (HRESCH).")
     try:
@@ -378,18 +215,16 @@ def _research(story: _Story, store: FolderStore) -> None:
     story.good(f"the de-identified pixels still verified against the chain ({len(files)} file(s))")
 
 
-def _denial_tx(story: _Story, request_id: bytes | None) -> str | None:
+def _denial_tx(story: Story, request_id: bytes | None) -> str | None:
     if request_id is None:
         return None
-    from imaging_consent.access_log.history import access_history
-
     for event in access_history(story.the_suite, story.addr("patient"), newest_first=True):
         if event.request_id == request_id:
             return event.tx_hash
     return None
 
 
-def _revocation(story: _Story, store: FolderStore) -> None:
+def _revocation(story: Story, store: FolderStore) -> None:
     story.step(4, "The patient revokes the radiologist's access")
     client = ConsentClient(story.the_suite, story.sender("patient"))
     receipt = client.revoke(story.addr("radiologist"), story.study_keys["CT"])
@@ -405,7 +240,7 @@ def _revocation(story: _Story, store: FolderStore) -> None:
         raise DemoError("the radiologist was released images after revocation")
 
 
-def _break_glass(story: _Story, store: FolderStore) -> None:
+def _break_glass(story: Story, store: FolderStore) -> None:
     story.step(5, "An emergency clinician breaks the glass")
     story.say(
         "An unconscious patient arrives in the emergency department. A clinician with the "
@@ -428,17 +263,15 @@ def _break_glass(story: _Story, store: FolderStore) -> None:
     )
 
 
-def _audit(story: _Story) -> None:
+def _audit(story: Story) -> None:
     story.step(6, "The patient reads their audit trail")
-    from imaging_consent.cli.access import audit_tables
-
     grants, events = audit_tables(story.the_suite, story.addr("patient"))
     story.console.print(grants)
     story.console.print(events)
     story.good("every grant, release, refusal and break-glass is in the audit trail")
 
 
-def _gas_table(story: _Story) -> None:
+def _gas_table(story: Story) -> None:
     story.step(7, "What it cost: gas per operation, from the receipts")
     table = Table(title="Gas per operation")
     table.add_column("operation")
@@ -449,79 +282,13 @@ def _gas_table(story: _Story) -> None:
     story.console.print(table)
 
 
-def _cast(story: _Story) -> None:
+def _cast(story: Story) -> None:
     table = Table(title="Who is who (local dev accounts)")
     table.add_column("role")
     table.add_column("address")
     for role in ROLES:
         table.add_row(role, story.addr(role))
     story.console.print(table)
-
-
-@contextmanager
-def _workdir(keep_dir: Path | None) -> Iterator[Path]:
-    if keep_dir is not None:
-        keep_dir.mkdir(parents=True, exist_ok=True)
-        yield keep_dir.resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="imaging-consent-demo-") as folder:
-        yield Path(folder)
-
-
-def _write_keep_files(story: _Story, folder: Path) -> None:
-    """Manifest, keys, pepper file, config and an env snippet, to continue by hand."""
-    suite = story.the_suite
-    manifest = manifest_path(folder / "deployments", suite.manifest.chain_id)
-    suite.manifest.write(manifest)
-    pepper_file = folder / "site-pepper"
-    fd = os.open(pepper_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(story.pepper.reveal().hex() + "\n")
-    os.chmod(pepper_file, 0o600)
-    keys = folder / "keys"
-    keys.mkdir(exist_ok=True)
-    for role in ROLES:
-        name = role.replace("/", "-").replace(" ", "-")
-        write_keystore(
-            story.account(role), keys / f"{name}.json", DEMO_KEYSTORE_PASSWORD, iterations=2**12
-        )
-    (folder / "imaging-consent.toml").write_text(
-        f'rpc_url = "{story.chain.rpc_url}"\n'
-        f'manifest = "{manifest.relative_to(folder)}"\n'
-        'store = "studies"\n'
-        'site_pepper_file = "site-pepper"\n'
-    )
-    (folder / "env.sh").write_text(
-        "# Test accounts on a local chain only. Source it: . ./env.sh\n"
-        f"export IMAGING_CONSENT_RPC_URL={story.chain.rpc_url}\n"
-        f"export IMAGING_CONSENT_MANIFEST={manifest}\n"
-        f"export IMAGING_CONSENT_STORE={folder / 'studies'}\n"
-        f"export IMAGING_CONSENT_SITE_PEPPER_FILE={pepper_file}\n"
-        f"export IMAGING_CONSENT_KEYSTORE_PASSWORD={DEMO_KEYSTORE_PASSWORD}\n"
-    )
-
-
-def _continue_hints(story: _Story, folder: Path) -> None:
-    p = story.addr
-    ct_key = "0x" + story.study_keys["CT"].hex()
-    story.console.rule("[bold]Continue by hand")
-    story.console.print(
-        f"The chain keeps running at {story.chain.rpc_url}. Files are in {folder}:\n"
-        "deployments/ (manifest), keys/ (keystores, password "
-        f"'{DEMO_KEYSTORE_PASSWORD}', TEST KEYS ONLY), studies/, site-pepper, "
-        "imaging-consent.toml, env.sh.\n"
-        "In another shell:\n"
-        f"  cd {folder} && . ./env.sh\n"
-        "  imaging-consent consent grant --keystore keys/patient.json "
-        f"--grantee {p('radiologist')} --study-key {ct_key} \\\n"
-        "      --purpose TREAT --identified --expires 7d\n"
-        f"  imaging-consent fetch {story.study_uids['CT']} --purpose TREAT "
-        f"--as {p('radiologist')} --keystore keys/gateway.json --out received/ct-again\n"
-        "  imaging-consent verify received/ct-again\n"
-        f"  imaging-consent consent revoke --keystore keys/patient.json --grantee "
-        f"{p('radiologist')} --study-key {ct_key}\n"
-        f"  imaging-consent audit --patient {p('patient')}"
-    )
 
 
 def run_demo(
@@ -549,14 +316,14 @@ def run_demo(
         ImagingConsentError: If any step fails.
     """
     started = time.monotonic()
-    with _workdir(keep_dir) as work:
+    with workdir(keep_dir) as work:
         studies = work / "studies"
         uids = prepare_studies(studies)
         chain = LocalChain(kind)
         with console.status(f"starting a local {kind} chain..."):
             chain.start()
         try:
-            story = _Story(console, chain, work, SitePepper(os.urandom(32)), study_uids=uids)
+            story = Story(console, chain, work, SitePepper(os.urandom(32)), study_uids=uids)
             console.print(
                 f"[bold]imaging-consent demo[/] on {kind} at {escape(chain.rpc_url)}, "
                 "with pydicom's real DICOM files"
@@ -573,10 +340,34 @@ def run_demo(
             console.rule()
             console.print(f"[bold green]demo complete[/] in {seconds:.1f} s")
             if keep_dir is not None:
-                _write_keep_files(story, work)
-                _continue_hints(story, work)
+                write_keep_files(story, work)
+                continue_hints(story, work)
                 if wait is not None:
                     wait()
         finally:
             chain.stop()
     return DemoResult(tuple(story.outcomes), tuple(story.gas), seconds, keep_dir)
+
+
+@app.command("demo")
+def demo(
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Leave the chain running afterwards (with keys, config and studies written to "
+            "--dir) and wait for Ctrl-C.",
+        ),
+    ] = False,
+    directory: Annotated[
+        str, typer.Option("--dir", help="Where --keep writes its files.")
+    ] = "imaging-consent-demo",
+    kind: KindOpt = ChainKind.GANACHE,
+) -> None:
+    """Tell the whole story on a local chain: consent, release, refusal, break-glass, audit."""
+    run_demo(
+        out_console,
+        kind=kind.value,
+        keep_dir=Path(directory) if keep else None,
+        wait=lambda: wait_for_interrupt("Press Ctrl-C to stop the chain."),
+    )

@@ -1,0 +1,184 @@
+"""``fetch`` and ``verify``: getting images through the release gate, and checking them.
+
+``fetch`` runs the release gate in this process, as the site's gateway: the gateway key (the
+``--keystore`` or ``IMAGING_CONSENT_PRIVATE_KEY``) signs the access-log transaction, and the
+requester is named with ``--as ADDRESS`` or proven with ``--requester-keystore``. Across a
+network the DICOMweb server authenticates the requester first (a signed challenge), then calls
+the same gate; the CLI trusts whoever runs it with the gateway key.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imaging_consent.chain import load_keystore
+from imaging_consent.cli.common import (
+    UsageProblem,
+    Workspace,
+    address,
+    err_console,
+    out_console,
+    spinner,
+    with_workspace,
+)
+from imaging_consent.consent import Purpose
+from imaging_consent.errors import ReleaseError
+from imaging_consent.gateway import ImageGateway
+from imaging_consent.provenance import PROOF_FILE, read_proofs, verify_files, write_release
+from imaging_consent.stores import FolderStore
+
+__all__ = ["REQUESTER_PASSWORD_ENV", "app"]
+
+REQUESTER_PASSWORD_ENV = "IMAGING_CONSENT_REQUESTER_KEYSTORE_PASSWORD"
+
+app = typer.Typer()
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageProblem(f"--out {out} exists and is not an empty folder")
+
+
+def _move_into(staging: Path, out: Path) -> None:
+    """Move the staged files into ``out`` (created, or empty) as late as possible."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.rmdir()
+    os.replace(staging, out)
+
+
+@app.command("fetch")
+@with_workspace()
+def fetch(
+    ws: Workspace,
+    study_uid: Annotated[str, typer.Argument(help="The Study Instance UID to fetch.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of use (TREAT, HRESCH, ...).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the files and proof.json to.")
+    ],
+    requester: Annotated[
+        str | None,
+        typer.Option("--as", help="The requester's address (the app or clinician asking)."),
+    ] = None,
+    requester_keystore: Annotated[
+        Path | None,
+        typer.Option(
+            "--requester-keystore",
+            help="Prove the requester with its keystore instead "
+            f"(password {REQUESTER_PASSWORD_ENV}).",
+        ),
+    ] = None,
+    series: Annotated[
+        str | None, typer.Option("--series", help="Only this Series Instance UID.")
+    ] = None,
+    break_glass: Annotated[
+        str | None,
+        typer.Option(
+            "--break-glass",
+            help="Emergency access without consent, with the documented reason "
+            "(EMERGENCY_ROLE; always recorded and flagged for the patient).",
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
+        ),
+    ] = None,
+) -> None:
+    """Fetch a study through the release gate; files are written only once it is released."""
+    if (requester is None) == (requester_keystore is None):
+        raise UsageProblem("give exactly one of --as ADDRESS or --requester-keystore PATH")
+    chosen = Purpose.parse(purpose)
+    who = (
+        address(requester, "--as")
+        if requester is not None
+        else load_keystore(
+            Path(str(requester_keystore)), password_env=REQUESTER_PASSWORD_ENV
+        ).address
+    )
+    _prepare_out(out)
+    root = ws.store_root(store)
+    pepper = ws.pepper()
+    suite = ws.suite
+    sender = ws.sender()
+    with spinner("indexing the store..."):
+        image_store = FolderStore(root)
+    label = "break-glass access" if break_glass is not None else f"{chosen.name} access"
+    with (
+        spinner(f"asking the gate for {label} as {who}..."),
+        ImageGateway(suite, sender, image_store, pepper) as gate,
+    ):
+        release = gate.release(
+            study_uid, who, chosen, series_uid=series, break_glass_reason=break_glass
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out.parent))
+    try:
+        with spinner("writing and verifying against the chain..."):
+            written = write_release(release, staging)
+            files = [p for p in written if p.name != PROOF_FILE]
+            results = verify_files(suite, files, staging / PROOF_FILE)
+        if not all(results.values()):
+            bad = sum(not ok for ok in results.values())
+            raise ReleaseError(f"{bad} released file(s) failed verification; nothing written")
+        _move_into(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    kind = "identified" if release.identified else "de-identified"
+    flag = " [bold red]BREAK-GLASS (flagged for the patient)[/]" if release.break_glass else ""
+    out_console.print(
+        f"[green]released[/] {len(files)} instance(s) of study 0x{release.study_key.hex()} "
+        f"({kind}) to {who} for {release.purpose.name}{flag}"
+    )
+    out_console.print(f"recorded in tx {release.log_tx} (request 0x{release.request_id.hex()})")
+    out_console.print(
+        f"[green]verified[/] {len(files)}/{len(files)} against the chain; "
+        f"written to [bold]{out}[/] with {PROOF_FILE}"
+    )
+
+
+@app.command("verify")
+@with_workspace(signs=False)
+def verify(
+    ws: Workspace,
+    files: Annotated[list[Path], typer.Argument(help="Released .dcm files, or a folder of them.")],
+    proof: Annotated[
+        Path | None,
+        typer.Option("--proof", help=f"The release's {PROOF_FILE} (default: next to the files)."),
+    ] = None,
+) -> None:
+    """Check released files against the content root on chain; exit 1 if any fails."""
+    expanded: list[Path] = []
+    for item in files:
+        if item.is_dir():
+            expanded.extend(sorted(item.glob("*.dcm")))
+        else:
+            expanded.append(item)
+    if not expanded:
+        raise UsageProblem("no .dcm files to verify")
+    if proof is None:
+        folders = {p.parent for p in expanded}
+        if len(folders) != 1:
+            raise UsageProblem("files are in several folders: pass --proof PROOF.json")
+        proof = folders.pop() / PROOF_FILE
+    proofs = read_proofs(proof)
+    results = verify_files(ws.suite, expanded, proofs)
+    for path, ok in results.items():
+        mark = "[green]ok[/]    " if ok else "[bold red]FAILED[/]"
+        out_console.print(f"{mark} {path}")
+    failed = sum(not ok for ok in results.values())
+    if failed:
+        err_console.print(
+            f"[bold red]error:[/] [red]{failed} of {len(results)} file(s) do not match the "
+            f"chain (study 0x{proofs.study_key.hex()})[/]"
+        )
+        raise typer.Exit(1)
+    out_console.print(f"[green]verified[/] {len(results)} file(s) against the chain")
