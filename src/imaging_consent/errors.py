@@ -113,6 +113,14 @@ class StudyExistsError(ContractRevertedError, ValueError):
     """A study is already registered under that study key."""
 
 
+class NotGatewayError(ContractRevertedError, PermissionError):
+    """The account is not a gateway of the site it acts for."""
+
+
+class BreakGlassLimitError(ContractRevertedError, PermissionError):
+    """An emergency clinician reached the break-glass limit of a site's window."""
+
+
 class NotStudySiteError(ContractRevertedError, PermissionError):
     """Only the site that registered a study may update its content."""
 
@@ -181,6 +189,10 @@ class SignatureExpiredError(ContractRevertedError, ConsentError, ValueError):
 
 class InvalidSignatureError(ContractRevertedError, ConsentError, ValueError):
     """A signature was not made by the patient over this exact message (or was replayed)."""
+
+
+class SupersededSignatureError(ContractRevertedError, ConsentError, ValueError):
+    """A signed consent is older than the grant's current state, used, or cancelled."""
 
 
 class GrantNotFoundError(ContractRevertedError, ConsentError, LookupError):

@@ -16,10 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_hash.auto import keccak
+from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
+from imaging_consent.access_log.break_glass import (
+    BreakGlass,
+    authorize_break_glass,
+    reason_commitment,
+    sign_break_glass,
+)
 from imaging_consent.access_log.outbox import Batch, Outbox
 from imaging_consent.access_log.recorder import AccessRequest, LogMode, Recorder, make_recorder
 from imaging_consent.chain import TransactionSender
@@ -31,7 +37,10 @@ from imaging_consent.errors import (
     ConsentDeniedError,
     DicomError,
     IntegrityError,
+    InvalidSignatureError,
     NotEmergencyError,
+    NotGatewayError,
+    SignatureExpiredError,
     StoreError,
 )
 from imaging_consent.provenance.instances import verified_instances
@@ -53,6 +62,7 @@ class Release:
     """
 
     request_id: bytes
+    site: ChecksumAddress
     study_key: bytes
     patient: ChecksumAddress
     requester: ChecksumAddress
@@ -119,6 +129,13 @@ class ImageGateway:
             clock=clock,
         )
         self.log_mode = self.recorder.mode
+        site = suite.access_log.site_of(sender.address)
+        if site is None:
+            raise NotGatewayError(
+                f"{sender.address} is not a gateway of any site: the site appoints its "
+                "gateways (imaging-consent site appoint)"
+            )
+        self.site: ChecksumAddress = site
 
     def close(self) -> None:
         """Close the outbox (records already added are on disk)."""
@@ -147,7 +164,7 @@ class ImageGateway:
         purpose: Purpose | str,
         *,
         series_uid: str | None = None,
-        break_glass_reason: str | None = None,
+        break_glass: BreakGlass | None = None,
     ) -> Release:
         """Release a study (or one series of it) to ``requester``, if consent permits.
 
@@ -156,19 +173,21 @@ class ImageGateway:
             requester: The requester's address (authenticated by the caller).
             purpose: Purpose of use (a :class:`Purpose` or its code, e.g. ``"TREAT"``).
             series_uid: Release only this series (the whole study is still verified).
-            break_glass_reason: Emergency access without consent, for an EMERGENCY_ROLE
-                requester; the text stays off chain, its keccak256 is recorded. Always sync,
-                always identified, recorded with purpose ETREAT.
+            break_glass: An emergency access without consent: the requester's own signed
+                request (:meth:`break_glass_request`). Always sync, always identified,
+                recorded with purpose ETREAT; the reason stays at the site.
 
         Returns:
             The released instances with their proofs, and where the access is recorded.
 
         Raises (every refusal after the study is found on chain is recorded first):
-            ValueError: If the requester is not an address or the reason is empty.
+            ValueError: If the requester is not an address.
             UnknownPurposeError: If ``purpose`` is not a known code.
             ConsentDeniedError: If consent does not permit it.
-            StudyNotRegisteredError: If the study is not registered on chain.
-            NotEmergencyError: If a break-glass requester lacks EMERGENCY_ROLE.
+            StudyNotRegisteredError: If this gateway's site has no such study.
+            NotEmergencyError: If a break-glass requester is not the site's emergency clinician.
+            InvalidSignatureError: If a break-glass request is not the requester's own for
+                this study and site, or has expired.
             IntegrityError: If the images do not match the content root or cannot be read.
             StoreError: If the store does not have the study or series.
             DeidentificationError: If they cannot be de-identified safely (burned-in text).
@@ -177,25 +196,20 @@ class ImageGateway:
             ReleaseError: If the outbox cannot store the record (batched; nothing released).
         """
         accessor = to_checksum_address(requester)
-        chosen = Purpose.ETREAT if break_glass_reason is not None else Purpose.parse(purpose)
+        chosen = Purpose.ETREAT if break_glass is not None else Purpose.parse(purpose)
         key = study_key(self.pepper, study_uid)
-        request_id = os.urandom(32)
-        if break_glass_reason is not None:
-            if not break_glass_reason.strip():
-                raise ValueError("a break-glass access needs a reason")
-            decision = self._emergency(key, accessor, request_id)
+        if break_glass is not None:
+            decision = self._emergency(key, accessor, break_glass)
+            request_id = break_glass.request_id
         else:
+            request_id = os.urandom(32)
             decision = self.suite.access_log.check_access_confirmed(
-                key, accessor, chosen.value, self.confirmations
+                self.site, key, accessor, chosen.value, self.confirmations
             )
         request = AccessRequest(
-            request_id,
-            key,
-            decision.patient,
-            accessor,
-            chosen.value,
-            break_glass_reason is not None,
-        )
+            request_id, key, decision.patient, accessor, chosen.value, break_glass is not None,
+            decision.identified,
+        )  # fmt: skip
         if not decision.permitted:
             self.recorder.record_denial(request)
             raise ConsentDeniedError(
@@ -204,23 +218,17 @@ class ImageGateway:
                 request_id=request_id,
             )
         instances = self._verified(request, study_uid, series_uid, decision)
-        if break_glass_reason is not None:
-            reason_hash = bytes(keccak(break_glass_reason.encode("utf-8")))
-            log_tx: str | None = self.recorder.record_break_glass(request, reason_hash)
+        if break_glass is not None:
+            log_tx: str | None = self.recorder.record_break_glass(request, break_glass)
         else:
             log_tx = self.recorder.record_release(request)
+        how = "identified" if decision.identified else "de-identified"
         logger.info(
-            "released %d instance(s) of study 0x%s to %s for %s (%s, %s, request 0x%s)",
-            len(instances),
-            key.hex()[:12],
-            accessor,
-            chosen.name,
-            "identified" if decision.identified else "de-identified",
-            "break-glass" if request.break_glass else self.log_mode.value,
-            request_id.hex()[:12],
+            "released %d instance(s), %s, request 0x%s", len(instances), how, request_id.hex()[:12]
         )
         return Release(
             request_id=request_id,
+            site=self.site,
             study_key=key,
             patient=decision.patient,
             requester=accessor,
@@ -232,11 +240,22 @@ class ImageGateway:
             batch_request_logged=log_tx is None,
         )
 
-    def flush(self) -> list[Batch]:
-        """Anchor every record waiting in the outbox, exactly once, and return the batches.
+    def break_glass_request(
+        self, clinician: LocalAccount, study_uid: str, reason: str, *, lifetime: int = 600
+    ) -> BreakGlass:
+        """Sign a break-glass request with the clinician's own key, for this site's study.
 
-        Batches sealed before a crash are first looked up on chain (``BatchAnchored`` by
-        ``batchId`` and this gateway) and only sent if absent.
+        Only the reason's keyed commitment (HMAC with the site pepper) is signed and recorded.
+
+        Raises:
+            ValueError: If the reason is empty.
+        """
+        key = study_key(self.pepper, study_uid)
+        commitment = reason_commitment(self.pepper, reason)
+        return sign_break_glass(clinician, self.suite, self.site, key, commitment, lifetime)
+
+    def flush(self) -> list[Batch]:
+        """Anchor every record waiting in the outbox, exactly once (see the recorder).
 
         Raises:
             ChainUnavailableError: If the chain cannot be reached (records stay in the outbox).
@@ -247,27 +266,18 @@ class ImageGateway:
     # --- steps ---------------------------------------------------------------------------------
 
     def _emergency(
-        self, key: bytes, accessor: ChecksumAddress, request_id: bytes
+        self, key: bytes, accessor: ChecksumAddress, signed: BreakGlass
     ) -> AccessDecision:
-        study = self.suite.studies.study(key)
-        if self.suite.access_log.has_role("EMERGENCY_ROLE", accessor):
-            return AccessDecision(study.patient, study.content_root, True, True)
-        logger.warning(
-            "break-glass refused: %s lacks EMERGENCY_ROLE (study 0x%s, request 0x%s)",
-            accessor,
-            key.hex()[:12],
-            request_id.hex()[:12],
-        )
+        study = self.suite.studies.study(self.site, key)
         request = AccessRequest(
-            request_id, key, study.patient, accessor, Purpose.ETREAT.value, True
+            signed.request_id, key, study.patient, accessor, Purpose.ETREAT.value, True, True
         )
-        self.recorder.record_refusal(request)
-        raise NotEmergencyError(
-            f"{accessor} does not hold the EMERGENCY role needed to break glass; nothing "
-            f"released, the attempt is recorded (request 0x{request_id.hex()})",
-            error_name="AccessLogNotEmergency",
-            error_args={"accessor": accessor},
-        )
+        try:
+            authorize_break_glass(self.suite, self.site, key, accessor, signed)
+        except (InvalidSignatureError, SignatureExpiredError, NotEmergencyError) as exc:
+            self.recorder.record_refusal(request, type(exc).__name__)
+            raise
+        return AccessDecision(study.patient, study.content_root, True, True)
 
     def _verified(
         self,
@@ -276,24 +286,14 @@ class ImageGateway:
         series_uid: str | None,
         decision: AccessDecision,
     ) -> tuple[ReleasedInstance, ...]:
-        secret = (
-            None
-            if decision.identified
-            else release_secret(self._release_secret, request.request_id)
-        )
+        master, rid = self._release_secret, request.request_id
+        secret = None if decision.identified else release_secret(master, rid)
         try:
             return verified_instances(
                 self.store, self.pepper, study_uid, series_uid, decision.content_root, secret
             )
         except (StoreError, DicomError, IntegrityError) as exc:
-            logger.warning(
-                "refused study 0x%s to %s: %s (request 0x%s)",
-                request.study_key.hex()[:12],
-                request.requester,
-                type(exc).__name__,
-                request.request_id.hex()[:12],
-            )
-            self.recorder.record_refusal(request)
+            self.recorder.record_refusal(request, type(exc).__name__)
             if isinstance(exc, IntegrityError) and exc.request_id is None:
                 exc.request_id = request.request_id
             raise

@@ -50,7 +50,7 @@ class AccessEvent:
         kind: ``"granted"`` (released), ``"denied"`` (refused) or ``"break_glass"``.
         study_key: The study's opaque 32-byte key.
         patient: The study's patient.
-        accessor: The account that asked.
+        accessor: The account that asked (for break-glass, the emergency clinician).
         purpose: The purpose of use asked for (ETREAT for break-glass); None if the gateway
             recorded a code the registry does not know (then always ``denied``).
         purpose_code: The raw purpose bit index as recorded.
@@ -60,7 +60,9 @@ class AccessEvent:
         tx_hash: The transaction, 0x-hex.
         log_index: The event's index in its block.
         timestamp: The block's unix time.
-        reason_hash: For break-glass, the hash of the documented reason; else None.
+        identified: True if identified data were released (granted and break-glass).
+        reason_commitment: For break-glass, the site's keyed commitment to the reason; else
+            None.
     """
 
     kind: AccessKind
@@ -75,7 +77,8 @@ class AccessEvent:
     tx_hash: str
     log_index: int
     timestamp: int
-    reason_hash: bytes | None = None
+    identified: bool = False
+    reason_commitment: bytes | None = None
 
 
 def _access_event(log: EventData, timestamp: int) -> AccessEvent:
@@ -86,7 +89,9 @@ def _access_event(log: EventData, timestamp: int) -> AccessEvent:
         kind=kind,
         study_key=bytes(args["studyKey"]),
         patient=Web3.to_checksum_address(args["patient"]),
-        accessor=Web3.to_checksum_address(args["accessor"]),
+        accessor=Web3.to_checksum_address(
+            args["clinician"] if kind == "break_glass" else args["accessor"]
+        ),
         purpose=Purpose(code) if code in {p.value for p in Purpose} else None,
         purpose_code=code,
         request_id=bytes(args["requestId"]),
@@ -95,7 +100,8 @@ def _access_event(log: EventData, timestamp: int) -> AccessEvent:
         tx_hash="0x" + bytes(log["transactionHash"]).hex(),
         log_index=int(log["logIndex"]),
         timestamp=timestamp,
-        reason_hash=bytes(args["reasonHash"]) if kind == "break_glass" else None,
+        identified=kind == "break_glass" or bool(args.get("identified", False)),
+        reason_commitment=bytes(args["reasonCommitment"]) if kind == "break_glass" else None,
     )
 
 

@@ -3,9 +3,9 @@
 The encoding is fixed by ``IAccessLog`` (see docs/ARCHITECTURE.md)::
 
     leaf = keccak256(keccak256(abi.encode(studyKey, patient, accessor, purpose, permitted,
-                                          breakGlass, requestId, gateway, timestamp)))
+                                          identified, breakGlass, requestId, gateway, timestamp)))
 
-with types ``(bytes32, address, address, uint8, bool, bool, bytes32, address, uint48)``: nine
+with types ``(bytes32, address, address, uint8, bool, bool, bool, bytes32, address, uint48)``: ten
 32-byte words, the double-hashed leaf of OpenZeppelin's StandardMerkleTree. Batches use the same
 sorted-pair tree as content roots, so
 :class:`imaging_consent.provenance.merkle.MerkleTree` builds them and
@@ -29,6 +29,7 @@ RECORD_TYPES = (
     "uint8",
     "bool",
     "bool",
+    "bool",
     "bytes32",
     "address",
     "uint48",
@@ -48,6 +49,7 @@ class AccessRecord:
         accessor: The account that asked for the study.
         purpose: PurposeOfUse bit index (0..255; ConsentRegistry knows 0..6).
         permitted: True if released, False if refused.
+        identified: True if identified data were released.
         break_glass: True for an emergency access without consent.
         request_id: The gateway's unique 32-byte request id.
         gateway: The gateway that decided, and that anchors the batch.
@@ -59,6 +61,7 @@ class AccessRecord:
     accessor: ChecksumAddress
     purpose: int
     permitted: bool
+    identified: bool
     break_glass: bool
     request_id: bytes
     gateway: ChecksumAddress
@@ -81,7 +84,7 @@ class AccessRecord:
         if not 0 <= self.timestamp < 2**48:
             raise ValueError(f"timestamp {self.timestamp} does not fit in uint48")
 
-    def as_tuple(self) -> tuple[bytes, str, str, int, bool, bool, bytes, str, int]:
+    def as_tuple(self) -> tuple[bytes, str, str, int, bool, bool, bool, bytes, str, int]:
         """The fields in ABI order, as ``IAccessLog.AccessRecord`` takes them."""
         return (
             self.study_key,
@@ -89,6 +92,7 @@ class AccessRecord:
             self.accessor,
             self.purpose,
             self.permitted,
+            self.identified,
             self.break_glass,
             self.request_id,
             self.gateway,
@@ -108,6 +112,7 @@ class AccessRecord:
                 "accessor": self.accessor,
                 "purpose": self.purpose,
                 "permitted": self.permitted,
+                "identified": self.identified,
                 "breakGlass": self.break_glass,
                 "requestId": "0x" + self.request_id.hex(),
                 "gateway": self.gateway,
@@ -131,6 +136,7 @@ class AccessRecord:
                 accessor=data["accessor"],
                 purpose=int(data["purpose"]),
                 permitted=bool(data["permitted"]),
+                identified=bool(data["identified"]),
                 break_glass=bool(data["breakGlass"]),
                 request_id=bytes.fromhex(data["requestId"][2:]),
                 gateway=data["gateway"],

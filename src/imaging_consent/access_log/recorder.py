@@ -26,10 +26,11 @@ from typing import Protocol
 
 from eth_typing import ChecksumAddress
 
+from imaging_consent.access_log.break_glass import BreakGlass
 from imaging_consent.access_log.outbox import Batch, Outbox, flush
 from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.chain import TransactionSender
-from imaging_consent.contracts.access_log import AccessLog, RecordKind
+from imaging_consent.contracts.access_log import AccessLog, RecordedAccess, RecordKind
 from imaging_consent.errors import ConsentDeniedError, ImagingConsentError, ReleaseError
 
 __all__ = [
@@ -64,6 +65,7 @@ class AccessRequest:
         requester: Who asked.
         purpose: PurposeOfUse bit index.
         break_glass: True for an emergency access without consent.
+        identified: True if identified data are to be released.
     """
 
     request_id: bytes
@@ -72,6 +74,7 @@ class AccessRequest:
     requester: ChecksumAddress
     purpose: int
     break_glass: bool
+    identified: bool = False
 
 
 class Recorder(Protocol):
@@ -84,7 +87,8 @@ class Recorder(Protocol):
         """Record a permitted release before any bytes leave; return the transaction, if any.
 
         Raises:
-            ConsentDeniedError: If the chain recorded a refusal instead (sync).
+            ConsentDeniedError: If the chain recorded a refusal instead, or (sync) allows only
+                de-identified data where an identified release was decided.
             TransactionError: If the record cannot be mined (sync).
             ReleaseError: If the record cannot be stored (batched).
         """
@@ -99,12 +103,15 @@ class Recorder(Protocol):
         """
         ...
 
-    def record_refusal(self, request: AccessRequest) -> None:
-        """Record a refusal AccessLog has no event for; never masks the caller's error."""
+    def record_refusal(self, request: AccessRequest, reason: str) -> None:
+        """Record a refusal AccessLog has no event for; never masks the caller's error.
+
+        ``reason`` (an error's class name, never personal data) goes to the log only.
+        """
         ...
 
-    def record_break_glass(self, request: AccessRequest, reason_hash: bytes) -> str:
-        """Record an emergency access, mined at once; return the transaction.
+    def record_break_glass(self, request: AccessRequest, signed: BreakGlass) -> str:
+        """Relay the clinician's signed break-glass, mined at once; return the transaction.
 
         Raises:
             ReleaseError: If the transaction carries no record of the request.
@@ -154,6 +161,7 @@ class _Recorder:
             accessor=request.requester,
             purpose=request.purpose,
             permitted=permitted,
+            identified=permitted and request.identified,
             break_glass=request.break_glass,
             request_id=request.request_id,
             gateway=self.sender.address,
@@ -171,16 +179,22 @@ class _Recorder:
                 "nothing released"
             ) from exc
 
-    def _send_record_access(self, request: AccessRequest) -> tuple[str, RecordKind | None, int]:
+    def _send_record_access(self, request: AccessRequest) -> tuple[str, RecordedAccess | None]:
         receipt = self.sender.transact(
             self.access_log.record_access(
                 request.study_key, request.requester, request.purpose, request.request_id
             )
         )
-        found = self.access_log.recorded(receipt, request.request_id)
-        return receipt.tx_hash, found.kind if found else None, receipt.block_number
+        return receipt.tx_hash, self.access_log.recorded(receipt, request.request_id)
 
-    def record_refusal(self, request: AccessRequest) -> None:
+    def record_refusal(self, request: AccessRequest, reason: str) -> None:
+        logger.warning(
+            "refused request 0x%s (study 0x%s, %s): %s",
+            request.request_id.hex()[:12],
+            request.study_key.hex()[:12],
+            request.requester,
+            reason,
+        )
         record = self._record(request, permitted=False)
         try:
             if self.outbox is not None:
@@ -197,10 +211,15 @@ class _Recorder:
         except ImagingConsentError as exc:
             logger.error("could not record refusal %s (%s)", record.to_json(), type(exc).__name__)
 
-    def record_break_glass(self, request: AccessRequest, reason_hash: bytes) -> str:
+    def record_break_glass(self, request: AccessRequest, signed: BreakGlass) -> str:
         receipt = self.sender.transact(
             self.access_log.record_break_glass(
-                request.study_key, request.requester, request.request_id, reason_hash
+                signed.study_key,
+                signed.clinician,
+                signed.request_id,
+                signed.reason_commitment,
+                signed.deadline,
+                signed.signature,
             )
         )
         found = self.access_log.recorded(receipt, request.request_id)
@@ -244,22 +263,29 @@ class SyncRecorder(_Recorder):
     mode = LogMode.SYNC
 
     def record_release(self, request: AccessRequest) -> str | None:
-        tx_hash, kind, block = self._send_record_access(request)
-        if kind is RecordKind.GRANTED:
-            return tx_hash
-        if kind is RecordKind.DENIED:
+        tx_hash, found = self._send_record_access(request)
+        if found is None:
+            raise ReleaseError(
+                f"transaction {tx_hash} carries no access record for the request; nothing released"
+            )
+        if found.kind is RecordKind.DENIED:
             raise ConsentDeniedError(
                 f"consent for study 0x{request.study_key.hex()} was withdrawn before the access "
-                f"was recorded (AccessDenied in block {block}); nothing released",
+                f"was recorded (AccessDenied in block {found.block_number}); nothing released",
                 request_id=request.request_id,
             )
-        raise ReleaseError(
-            f"transaction {tx_hash} carries no access record for the request; nothing released"
-        )
+        if request.identified and not found.identified:
+            raise ConsentDeniedError(
+                f"consent for study 0x{request.study_key.hex()} was narrowed to de-identified "
+                f"data before the access was recorded (block {found.block_number}); the "
+                "identified images are not released",
+                request_id=request.request_id,
+            )
+        return tx_hash
 
     def record_denial(self, request: AccessRequest) -> None:
         try:
-            tx_hash, kind, _block = self._send_record_access(request)
+            tx_hash, found = self._send_record_access(request)
         except ImagingConsentError as exc:
             logger.error(
                 "could not record the refusal of request 0x%s on chain: %s",
@@ -274,7 +300,7 @@ class SyncRecorder(_Recorder):
                 ) from exc
             self._add(self._record(request, permitted=False))
             return
-        if kind is RecordKind.GRANTED:
+        if found is not None and found.kind is RecordKind.GRANTED:
             # Consent was granted between the check and the record: the chain logs a grant for
             # a request the gateway refused. Refusing stays the safe side; nothing is released.
             logger.warning(

@@ -137,12 +137,36 @@ def delegate(
     ws: Workspace,
     account: Annotated[str, typer.Argument(help="The guardian / delegate's address.")],
     remove: Annotated[bool, typer.Option("--remove", help="Remove the delegate instead.")] = False,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            help="When the delegation ends (e.g. 90d, or an ISO date); required to appoint. "
+            "Every grant the delegate makes ends with it.",
+        ),
+    ] = None,
+    study_key: Annotated[
+        str | None,
+        typer.Option("--study-key", help="Limit the delegation to one study (default: all)."),
+    ] = None,
 ) -> None:
-    """Appoint (or remove) a delegate who may grant and revoke for you."""
+    """Appoint (or remove) a delegate who may grant and revoke for you, until a date."""
     target = address(account)
-    receipt = ConsentClient(ws.suite, ws.sender()).set_delegate(target, not remove)
+    client = ConsentClient(ws.suite, ws.sender())
+    if remove:
+        receipt = client.remove_delegate(target)
+        out_console.print(
+            f"removed delegate {target}; every grant it made has stopped (tx {receipt.tx_hash})"
+        )
+        return
+    if expires is None:
+        raise UsageProblem("appointing a delegate needs --expires (a delegation always ends)")
+    scope = None if study_key is None else parse_study_key(study_key)
+    end = parse_when(expires, _chain_now(ws), "--expires")
+    receipt = client.set_delegate(target, expires_at=end, scope=scope)
     out_console.print(
-        f"{'removed' if remove else 'appointed'} delegate {target} in tx {receipt.tx_hash}"
+        f"appointed delegate {target} for {scope_label(scope or ALL_STUDIES)} until "
+        f"{when(end)} in tx {receipt.tx_hash}"
     )
 
 
@@ -249,7 +273,7 @@ def sign(
     out.write_text(signed.to_json() + "\n", encoding="utf-8")
     state = "signed" if signed.signature else "unsigned (sign it with eth_signTypedData_v4)"
     out_console.print(
-        f"wrote {state} {signed.kind} for patient {owner} (nonce {signed.nonce}, "
+        f"wrote {state} {signed.kind} for patient {owner} (issued {signed.issued_at}, "
         f"relay before {when(signed.deadline)}) to [bold]{out}[/]"
     )
 

@@ -62,23 +62,25 @@ def _deploy_and_register(story: Story, studies: Path) -> FolderStore:
     session = story.chain.session
     admin = story.sender("admin/site")
     story.say(
-        "The hospital's admin deploys ConsentRegistry, StudyRegistry and AccessLog, then gives "
-        "itself the SITE role, its gateway the GATEWAY role and the emergency department's "
-        "clinician the EMERGENCY role."
+        "The hospital's admin deploys ConsentRegistry, StudyRegistry and AccessLog and makes "
+        "the hospital a site. The site then appoints its own gateway and the emergency "
+        "department's clinician: no one else can act in its name."
     )
     suite = deploy(session, admin, out_dir=None)
     for name, contract in suite.manifest.contracts.items():
         story.record_gas(f"deploy {name}", "admin", contract.tx_hash)
-    roles = []
-    for contract_name, role, who in (
-        ("StudyRegistry", "SITE_ROLE", "admin/site"),
-        ("AccessLog", "GATEWAY_ROLE", "gateway"),
-        ("AccessLog", "EMERGENCY_ROLE", "emergency clinician"),
+    site = Web3.to_checksum_address(story.addr("admin/site"))
+    receipt = admin.transact(suite.studies.grant_role("SITE_ROLE", site))
+    story.record_gas("grant SITE_ROLE", "admin", receipt.tx_hash)
+    roles = [RoleGrant("StudyRegistry", "SITE_ROLE", site, admin.address)]
+    for role, who, change in (
+        ("GATEWAY", "gateway", suite.access_log.set_gateway),
+        ("EMERGENCY", "emergency clinician", suite.access_log.set_emergency_clinician),
     ):
-        target = suite.studies if contract_name == "StudyRegistry" else suite.access_log
-        receipt = admin.transact(target.grant_role(role, story.addr(who)))
-        story.record_gas(f"grant {role}", "admin", receipt.tx_hash)
-        roles.append(RoleGrant(contract_name, role, Web3.to_checksum_address(story.addr(who))))
+        account = Web3.to_checksum_address(story.addr(who))
+        receipt = admin.transact(change(account, True))
+        story.record_gas(f"appoint {role.lower()}", "site", receipt.tx_hash)
+        roles.append(RoleGrant("AccessLog", role, account, site))
     story.suite = replace(suite, manifest=replace(suite.manifest, roles=tuple(roles)))
     story.good(f"deployed the suite on {story.chain.kind.value} (chain id {session.chain_id})")
 
@@ -178,7 +180,7 @@ def _research(story: Story, store: FolderStore) -> None:
     story.say(
         f"  signed typed data: {signed.typed_data['primaryType']} in domain "
         f"{domain.get('name')} v{domain.get('version')} (chain {domain.get('chainId')}), "
-        f"nonce {signed.nonce}"
+        f"issued at {signed.issued_at}"
     )
     receipt = ConsentClient(story.the_suite, story.sender("relayer")).relay_grant(signed)
     story.record_gas("grantBySig (relayer pays)", "relayer", receipt.tx_hash)
@@ -243,16 +245,17 @@ def _revocation(story: Story, store: FolderStore) -> None:
 def _break_glass(story: Story, store: FolderStore) -> None:
     story.step(5, "An emergency clinician breaks the glass")
     story.say(
-        "An unconscious patient arrives in the emergency department. A clinician with the "
-        "EMERGENCY role opens the RT dose study without consent, giving a reason. The reason "
-        "stays at the hospital; only its hash goes on chain."
+        "An unconscious patient arrives in the emergency department. The site's emergency "
+        "clinician signs a break-glass request for the RT dose study with their own key, giving "
+        "a reason. The reason stays at the hospital; only a commitment keyed with the site's "
+        "secret goes on chain, and the gateway can only relay the clinician's signature."
     )
     with story.gateway(store) as gate:
+        uid = story.study_uids["RT dose"]
+        reason = "Unconscious patient in the ED; prior radiotherapy plan needed"
+        signed = gate.break_glass_request(story.account("emergency clinician"), uid, reason)
         release = gate.release(
-            story.study_uids["RT dose"],
-            story.addr("emergency clinician"),
-            Purpose.ETREAT,
-            break_glass_reason="Unconscious patient in the ED; prior radiotherapy plan needed",
+            uid, story.addr("emergency clinician"), Purpose.ETREAT, break_glass=signed
         )
     story.record_gas("recordBreakGlass", "gateway", release.log_tx)
     story.check(release.break_glass, "the release is not marked break-glass")

@@ -81,8 +81,9 @@ def fetch(
         str | None,
         typer.Option(
             "--break-glass",
-            help="Emergency access without consent, with the documented reason "
-            "(EMERGENCY_ROLE; always recorded and flagged for the patient).",
+            help="Emergency access without consent, with the documented reason: the "
+            "site's emergency clinician signs it with --requester-keystore (always recorded "
+            "and flagged for the patient; the reason stays at the site).",
         ),
     ] = None,
     store: Annotated[
@@ -95,14 +96,17 @@ def fetch(
     """Fetch a study through the release gate; files are written only once it is released."""
     if (requester is None) == (requester_keystore is None):
         raise UsageProblem("give exactly one of --as ADDRESS or --requester-keystore PATH")
+    if break_glass is not None and requester_keystore is None:
+        raise UsageProblem(
+            "--break-glass needs the clinician's own signature: use --requester-keystore"
+        )
     chosen = Purpose.parse(purpose)
-    who = (
-        address(requester, "--as")
-        if requester is not None
-        else load_keystore(
-            Path(str(requester_keystore)), password_env=REQUESTER_PASSWORD_ENV
-        ).address
+    clinician = (
+        None
+        if requester_keystore is None
+        else load_keystore(Path(requester_keystore), password_env=REQUESTER_PASSWORD_ENV)
     )
+    who = clinician.address if clinician is not None else address(str(requester), "--as")
     _prepare_out(out)
     root = ws.store_root(store)
     pepper = ws.pepper()
@@ -115,9 +119,12 @@ def fetch(
         spinner(f"asking the gate for {label} as {who}..."),
         ImageGateway(suite, sender, image_store, pepper) as gate,
     ):
-        release = gate.release(
-            study_uid, who, chosen, series_uid=series, break_glass_reason=break_glass
+        signed = (
+            gate.break_glass_request(clinician, study_uid, break_glass)
+            if break_glass is not None and clinician is not None
+            else None
         )
+        release = gate.release(study_uid, who, chosen, series_uid=series, break_glass=signed)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out.parent))
     try:

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from eth_typing import ChecksumAddress
 from rich.table import Table
+from web3.contract.contract import ContractFunction
 
 from imaging_consent.cli.common import (
     Workspace,
@@ -18,7 +20,6 @@ from imaging_consent.cli.common import (
     with_workspace,
 )
 from imaging_consent.cli.tables import short
-from imaging_consent.contracts.binding import AccessControlled
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.provenance import register_study
 from imaging_consent.stores import FolderStore
@@ -33,20 +34,33 @@ app = typer.Typer(
 
 
 class Role(str, enum.Enum):
-    """The roles an admin grants: sites register studies, gateways log, clinicians break glass."""
+    """Who does what: the admin makes sites; a site appoints its own gateways and clinicians."""
 
     SITE = "SITE"
     GATEWAY = "GATEWAY"
     EMERGENCY = "EMERGENCY"
 
-    def contract(self, suite: Suite) -> AccessControlled:
-        """The contract that holds this role."""
-        return suite.studies if self is Role.SITE else suite.access_log
-
     @property
     def role_name(self) -> str:
         """The Solidity constant's name, e.g. ``SITE_ROLE``."""
         return f"{self.value}_ROLE"
+
+    def holds(self, suite: Suite, signer: ChecksumAddress, who: ChecksumAddress) -> bool:
+        """Whether ``who`` has the role (for GATEWAY and EMERGENCY: from site ``signer``)."""
+        if self is Role.SITE:
+            return suite.studies.has_role(self.role_name, who)
+        if self is Role.GATEWAY:
+            return suite.access_log.site_of(who) == signer
+        return suite.access_log.is_emergency_clinician(signer, who)
+
+    def change(self, suite: Suite, who: ChecksumAddress, grant: bool) -> ContractFunction:
+        """The transaction that grants or revokes it."""
+        if self is Role.SITE:
+            studies = suite.studies
+            return (studies.grant_role if grant else studies.revoke_role)(self.role_name, who)
+        if self is Role.GATEWAY:
+            return suite.access_log.set_gateway(who, grant)
+        return suite.access_log.set_emergency_clinician(who, grant)
 
 
 @app.command("register")
@@ -104,16 +118,15 @@ def register(
 def _role_change(role: Role, account: str, grant: bool, ws: Workspace) -> None:
     who = address(account)
     suite = ws.suite
-    contract = role.contract(suite)
-    has = contract.has_role(role.role_name, who)
+    sender = ws.sender()
     verb = "granted" if grant else "revoked"
-    if has == grant:
+    if role.holds(suite, sender.address, who) == grant:
         out_console.print(f"{who} {'already has' if grant else 'does not have'} {role.role_name}")
         return
-    change = contract.grant_role if grant else contract.revoke_role
-    receipt = ws.sender().transact(change(role.role_name, who))
+    receipt = sender.transact(role.change(suite, who, grant))
+    by = "" if role is Role.SITE else f" for site {sender.address}"
     out_console.print(
-        f"{verb} {role.role_name} ({contract.address}) {'to' if grant else 'from'} {who} "
+        f"{verb} {role.role_name}{by} {'to' if grant else 'from'} {who} "
         f"in tx {receipt.tx_hash} (gas {receipt.gas_used:,})"
     )
 
@@ -125,12 +138,13 @@ AccountArg = Annotated[str, typer.Argument(help="The address that gains or loses
 @app.command("grant-role")
 @with_workspace()
 def grant_role(ws: Workspace, role: RoleArg, account: AccountArg) -> None:
-    """Grant a role (the signer must be the contracts' admin)."""
+    """Grant a role: SITE (signed by the admin), or GATEWAY / EMERGENCY (signed by the site
+    appointing its own gateway or emergency clinician)."""
     _role_change(role, account, True, ws)
 
 
 @app.command("revoke-role")
 @with_workspace()
 def revoke_role(ws: Workspace, role: RoleArg, account: AccountArg) -> None:
-    """Revoke a role (the signer must be the contracts' admin)."""
+    """Revoke a role: SITE (signed by the admin), GATEWAY / EMERGENCY (signed by their site)."""
     _role_change(role, account, False, ws)

@@ -67,8 +67,8 @@ def _access_row(event: AccessEvent) -> tuple[int, int, list[str]]:
     else:
         what, outcome = "[bold red]BREAK-GLASS[/]", "[bold red]released, flagged[/]"
     why = purpose
-    if event.reason_hash is not None:
-        why += f" (reason hash {short(event.reason_hash, 10)})"
+    if event.reason_commitment is not None:
+        why += f" (reason commitment {short(event.reason_commitment, 10)})"
     return (
         event.block_number,
         event.log_index,

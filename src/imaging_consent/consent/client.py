@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -32,24 +30,16 @@ from imaging_consent.consent.inputs import (
     parse_window,
 )
 from imaging_consent.consent.purposes import Purpose, purposes_from_mask, purposes_mask
-from imaging_consent.consent.signing import (
-    ConsentKind,
-    SignedConsent,
-    check_contents,
-    domain_of,
-    recover_signer,
-    sign_typed_data,
-    typed_data,
-)
+from imaging_consent.consent.relay import DEFAULT_SIGNATURE_LIFETIME, SignedConsents
 from imaging_consent.contracts.calls import fail_closed
-from imaging_consent.contracts.consent_registry import Permission
+from imaging_consent.contracts.consent_registry import ALL_STUDIES, Permission
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.contracts.revert import decode_revert
 from imaging_consent.errors import (
     ContractRevertedError,
-    InvalidSignatureError,
+    InvalidGrantError,
+    InvalidTimestampError,
     ReadOnlyClientError,
-    SignatureExpiredError,
     TransactionRevertedError,
 )
 
@@ -57,12 +47,9 @@ __all__ = ["DEFAULT_SIGNATURE_LIFETIME", "ConsentClient", "Permission", "Timesta
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a signed consent stays relayable when no deadline is given.
-DEFAULT_SIGNATURE_LIFETIME = 3600
 
-
-class ConsentClient:
-    """Grant, revoke and query consent in a deployed ConsentRegistry.
+class ConsentClient(SignedConsents):
+    """Grant, revoke, sign, relay and query consent in a deployed ConsentRegistry.
 
     Example::
 
@@ -120,24 +107,72 @@ class ConsentClient:
     def revoke(self, grantee: str, scope: bytes | None) -> TransactionReceipt:
         """Revoke the sender's grant to ``grantee`` for ``scope`` (None: all studies).
 
+        Never fails for a missing grant: it also voids every outstanding signature for that
+        grant. Revoking a study-scoped grant lifts its override, so an all-studies grant to the
+        same grantee (see :meth:`get_grant` with scope None) applies to the study again.
+
         Raises:
-            GrantNotFoundError: If there is no such grant (nothing is sent).
             InvalidAddressError: If the grantee is not an address.
             ReadOnlyClientError: If the client has no sender.
         """
         target = parse_address(grantee, "grantee")
         return self._transact(self._registry.revoke(target, parse_scope(scope)))
 
-    def set_delegate(self, delegate: str, allowed: bool = True) -> TransactionReceipt:
-        """Appoint (or with ``allowed=False`` remove) a delegate for the sender.
+    def cancel_signatures(self, grantee: str, scope: bytes | None) -> TransactionReceipt:
+        """Void every outstanding signed consent for (sender, grantee, scope), keeping the grant.
 
         Raises:
-            InvalidDelegateError: If the delegate is the zero address or the sender.
+            InvalidAddressError: If the grantee is not an address.
+            ReadOnlyClientError: If the client has no sender.
+        """
+        target = parse_address(grantee, "grantee")
+        return self._transact(self._registry.cancel_signatures(target, parse_scope(scope)))
+
+    def set_exclusion(self, study_key: bytes, excluded: bool = True) -> TransactionReceipt:
+        """Keep one study out of every all-studies grant (``excluded=False`` lifts it).
+
+        A study-scoped grant still decides for its grantee: an exclusion only overrides
+        all-studies grants.
+
+        Raises:
+            InvalidGrantError: If ``study_key`` is not a 32-byte study key.
+            ReadOnlyClientError: If the client has no sender.
+        """
+        key = parse_scope(study_key)
+        if key == ALL_STUDIES:
+            raise InvalidGrantError("an exclusion needs a study key, not all studies")
+        return self._transact(self._registry.set_exclusion(key, bool(excluded)))
+
+    def set_delegate(
+        self, delegate: str, *, expires_at: Timestamp, scope: bytes | None = None
+    ) -> TransactionReceipt:
+        """Appoint a delegate (guardian) for the sender, for ``scope``, until ``expires_at``.
+
+        Every grant the delegate makes ends when the delegation ends or is removed.
+
+        Raises:
+            InvalidDelegateError: If the delegate is the zero address or the sender, or the
+                expiry is not in the future.
+            InvalidAddressError: If the delegate is not an address.
+            InvalidTimestampError: If ``expires_at`` is 0 or malformed (use
+                :meth:`remove_delegate` to remove one).
+            ReadOnlyClientError: If the client has no sender.
+        """
+        target = parse_address(delegate, "delegate")
+        end = parse_seconds(expires_at, "expires_at")
+        if end == 0:
+            raise InvalidTimestampError("a delegation needs an expiry; use remove_delegate")
+        return self._transact(self._registry.set_delegate(target, parse_scope(scope), end))
+
+    def remove_delegate(self, delegate: str) -> TransactionReceipt:
+        """Remove the sender's delegate; every grant it made stops at once.
+
+        Raises:
             InvalidAddressError: If the delegate is not an address.
             ReadOnlyClientError: If the client has no sender.
         """
         target = parse_address(delegate, "delegate")
-        return self._transact(self._registry.set_delegate(target, bool(allowed)))
+        return self._transact(self._registry.set_delegate(target, ALL_STUDIES, 0))
 
     def grant_for(
         self,
@@ -152,11 +187,19 @@ class ConsentClient:
     ) -> TransactionReceipt:
         """As :meth:`grant`, sent by a delegate of ``patient``.
 
+        The grant ends no later than the delegation (``expires_at`` 0 means: when the
+        delegation ends), and stops when the patient removes the delegate.
+
         Raises:
-            NotDelegateError: If the sender is not the patient's delegate (nothing is sent).
-            UnknownPurposeError, InvalidGrantError, InvalidTimestampError: As :meth:`grant`.
+            NotDelegateError: If the sender is not the patient's delegate for ``scope``, or
+                the grant would outlive the delegation (nothing is sent).
+            InvalidGrantError: If the grantee is the delegate itself, or as :meth:`grant`.
+            UnknownPurposeError, InvalidTimestampError: As :meth:`grant`.
         """
         owner = parse_address(patient, "patient")
+        if expires_at == 0 and self.sender is not None:
+            delegation = self._registry.delegation(owner, self.sender.address)
+            expires_at = delegation.expires_at if delegation is not None else 0
         args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
         return self._transact(self._registry.grant_for(owner, *args))
 
@@ -164,8 +207,7 @@ class ConsentClient:
         """As :meth:`revoke`, sent by a delegate of ``patient``.
 
         Raises:
-            NotDelegateError: If the sender is not the patient's delegate (nothing is sent).
-            GrantNotFoundError: If there is no such grant (nothing is sent).
+            NotDelegateError: If the sender is not the patient's delegate for ``scope``.
         """
         owner = parse_address(patient, "patient")
         target = parse_address(grantee, "grantee")
@@ -178,8 +220,9 @@ class ConsentClient:
     ) -> Permission:
         """Ask the chain, now, whether ``grantee`` may access ``study_key`` for ``purpose``.
 
-        Exactly one ``eth_call`` at ``latest``; never cached. Honours a grant for the study
-        and an all-studies grant.
+        Exactly one ``eth_call`` at ``latest``; never cached. The most specific grant in force
+        decides: a grant for the study, else (unless the patient excluded the study) an
+        all-studies grant.
 
         Raises:
             UnknownPurposeError: If ``purpose`` is unknown.
@@ -205,7 +248,7 @@ class ConsentClient:
             parse_scope(scope),
         )
         terms = self._registry.get_grant(owner, target, key)
-        if terms is None:
+        if not terms.live:
             return None
         return Grant(
             owner,
@@ -235,124 +278,6 @@ class ConsentClient:
         """
         return grant_history(self.suite, grantee=parse_address(grantee, "grantee"), page=page)
 
-    # --- signed consents -----------------------------------------------------------------------
-
-    def sign_grant(
-        self,
-        patient: str,
-        grantee: str,
-        scope: bytes | None,
-        purposes: Iterable[Purpose | str],
-        *,
-        identified: bool,
-        not_before: Timestamp = 0,
-        expires_at: Timestamp = 0,
-        deadline: Timestamp | None = None,
-        key: LocalAccount | None = None,
-        nonce: int | None = None,
-    ) -> SignedConsent:
-        """Build the EIP-712 ``Grant`` a wallet signs, and sign it if ``key`` is given.
-
-        Args:
-            patient: The patient whose consent it is (the signer, or an EIP-1271 wallet).
-            grantee, scope, purposes, identified, not_before, expires_at: As :meth:`grant`.
-            deadline: Last chain time it may be relayed at; default latest block + 1 hour.
-            key: The patient's key to sign locally; None returns the unsigned typed data for
-                a wallet (``eth_signTypedData_v4``), to attach with ``with_signature``.
-            nonce: The patient's nonce to use; default ``nonces(patient)`` now.
-
-        Raises:
-            UnknownPurposeError, InvalidGrantError, InvalidTimestampError: As :meth:`grant`.
-            WrongChainError: If the contract's domain names another chain.
-        """
-        grantee_, scope_, mask, identified_, start, end = self._grant_args(
-            grantee, scope, purposes, identified, not_before, expires_at
-        )
-        return self._sign(
-            "grant",
-            patient,
-            {
-                "grantee": grantee_,
-                "scope": "0x" + scope_.hex(),
-                "purposes": mask,
-                "identified": identified_,
-                "notBefore": start,
-                "expiresAt": end,
-            },
-            deadline,
-            key,
-            nonce,
-        )
-
-    def sign_revoke(
-        self,
-        patient: str,
-        grantee: str,
-        scope: bytes | None,
-        *,
-        deadline: Timestamp | None = None,
-        key: LocalAccount | None = None,
-        nonce: int | None = None,
-    ) -> SignedConsent:
-        """Build (and with ``key``, sign) the EIP-712 ``Revoke``; see :meth:`sign_grant`.
-
-        Raises:
-            InvalidAddressError: If an address is malformed.
-            WrongChainError: If the contract's domain names another chain.
-        """
-        fields = {
-            "grantee": parse_address(grantee, "grantee"),
-            "scope": "0x" + parse_scope(scope).hex(),
-        }
-        return self._sign("revoke", patient, fields, deadline, key, nonce)
-
-    def relay_grant(self, signed: SignedConsent, *, check: bool = True) -> TransactionReceipt:
-        """Submit a signed ``Grant`` with ``grantBySig``; the sender pays the gas.
-
-        Args:
-            signed: From :meth:`sign_grant` (signed by a key or a wallet).
-            check: Check deadline, nonce, signer and contents locally first (default). With
-                False the chain alone judges; its errors are still typed and nothing is sent.
-
-        Raises:
-            SignatureExpiredError: If the latest block is past the deadline.
-            InvalidSignatureError: If unsigned, already used (nonce), for another nonce or
-                contract, or not signed by the patient.
-            InvalidGrantError: If the signed grant itself is invalid.
-            ReadOnlyClientError: If the client has no sender.
-        """
-        message = self._relayable(signed, "grant", check)
-        function = self._registry.grant_by_sig(
-            Web3.to_checksum_address(message["patient"]),
-            Web3.to_checksum_address(message["grantee"]),
-            parse_scope(message["scope"]),
-            int(message["purposes"]),
-            bool(message["identified"]),
-            int(message["notBefore"]),
-            int(message["expiresAt"]),
-            int(message["deadline"]),
-            signed.signature or b"",
-        )
-        return self._transact(function)
-
-    def relay_revoke(self, signed: SignedConsent, *, check: bool = True) -> TransactionReceipt:
-        """Submit a signed ``Revoke`` with ``revokeBySig``; see :meth:`relay_grant`.
-
-        Raises:
-            SignatureExpiredError: If the latest block is past the deadline.
-            InvalidSignatureError: If unsigned, already used or not signed by the patient.
-            GrantNotFoundError: If there is no grant to revoke (nothing is sent).
-        """
-        message = self._relayable(signed, "revoke", check)
-        function = self._registry.revoke_by_sig(
-            Web3.to_checksum_address(message["patient"]),
-            Web3.to_checksum_address(message["grantee"]),
-            parse_scope(message["scope"]),
-            int(message["deadline"]),
-            signed.signature or b"",
-        )
-        return self._transact(function)
-
     # --- internals -----------------------------------------------------------------------------
 
     def _grant_args(
@@ -367,67 +292,6 @@ class ConsentClient:
         mask = purposes_mask(purposes)
         start, end = parse_window(not_before, expires_at)
         return parse_grantee(grantee), parse_scope(scope), mask, bool(identified), start, end
-
-    def _sign(
-        self,
-        kind: ConsentKind,
-        patient: str,
-        fields: dict[str, Any],
-        deadline: Timestamp | None,
-        key: LocalAccount | None,
-        nonce: int | None,
-    ) -> SignedConsent:
-        owner = parse_address(patient, "patient")
-        if deadline is None:
-            latest = int(
-                self._read(lambda: self.suite.session.w3.eth.get_block("latest"))["timestamp"]
-            )
-            due = latest + DEFAULT_SIGNATURE_LIFETIME
-        else:
-            due = parse_seconds(deadline, "deadline")
-        if nonce is None:
-            nonce = self._registry.nonce(owner)
-        domain_types, domain = domain_of(
-            self._registry.eip712_domain(), self.suite.session.chain_id
-        )
-        message = {"patient": owner, **fields, "nonce": int(nonce), "deadline": due}
-        data = typed_data(kind, domain_types, domain, message)
-        signature = None if key is None else sign_typed_data(data, key)
-        return SignedConsent(kind, data, signature)
-
-    def _relayable(self, signed: SignedConsent, kind: str, check: bool) -> dict[str, Any]:
-        message = check_contents(
-            signed, kind, self._registry.address, self.suite.session.chain_id, check=check
-        )
-        if not check:
-            return message
-        patient = signed.patient
-        w3 = self.suite.session.w3
-        latest = int(self._read(lambda: w3.eth.get_block("latest"))["timestamp"])
-        if latest > signed.deadline:
-            raise SignatureExpiredError(
-                f"the signed {kind} expired: its deadline {signed.deadline} is before the "
-                f"latest block time {latest}; ask the patient to sign again"
-            )
-        current = self._registry.nonce(patient)
-        if signed.nonce < current:
-            raise InvalidSignatureError(
-                f"the signed {kind} was already used: its nonce {signed.nonce} is below the "
-                f"patient's next nonce {current} (replayed or superseded signature)"
-            )
-        if signed.nonce > current:
-            raise InvalidSignatureError(
-                f"the signed {kind} carries nonce {signed.nonce}, but the patient's next nonce "
-                f"is {current}; relay the earlier signatures first or sign again"
-            )
-        if not self._read(lambda: w3.eth.get_code(patient)):
-            signer = recover_signer(signed.typed_data, signed.signature or b"")
-            if signer != patient:
-                raise InvalidSignatureError(
-                    f"the signed {kind} was signed by {signer}, not by patient {patient}"
-                )
-        # A patient with code is a contract wallet: the chain checks it through EIP-1271.
-        return message
 
     def _transact(self, function: ContractFunction) -> TransactionReceipt:
         if self.sender is None:
@@ -444,6 +308,10 @@ class ConsentClient:
                 raise decoded from exc
             raise
 
-    def _read(self, read: Any) -> Any:
+    def _latest_time(self) -> int:
         with fail_closed(self.suite.session):
-            return read()
+            return int(self.suite.session.w3.eth.get_block("latest")["timestamp"])
+
+    def _has_code(self, account: str) -> bool:
+        with fail_closed(self.suite.session):
+            return bool(self.suite.session.w3.eth.get_code(Web3.to_checksum_address(account)))

@@ -23,9 +23,10 @@ from imaging_consent.contracts.deployment import Suite
 
 __all__ = ["ALL_STUDIES", "ConsentEvent", "Grant", "GrantHistory", "grant_history"]
 
-#: The scope meaning "all of the patient's studies" (``bytes32(0)``).
-
-ConsentEventKind = Literal["granted", "revoked", "delegate_set"]
+ConsentEventKind = Literal["granted", "revoked", "delegate_set", "excluded", "included"]
+#: Who made a change: the patient directly, a delegate, or a relayed signature of the patient.
+Via = Literal["patient", "delegate", "signature"]
+_ZERO = "0x" + "00" * 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,22 +67,25 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class ConsentEvent:
-    """One ConsentGranted, ConsentRevoked or DelegateSet event.
+    """One ConsentGranted, ConsentRevoked, DelegateSet or ExclusionSet event.
 
     Attributes:
-        kind: ``"granted"``, ``"revoked"`` or ``"delegate_set"``.
+        kind: ``"granted"``, ``"revoked"``, ``"delegate_set"``, ``"excluded"`` or
+            ``"included"`` (an exclusion lifted).
         patient: The patient.
-        grantee: The grantee, or for ``delegate_set`` the delegate.
-        scope: The grant's scope (:data:`ALL_STUDIES` for ``delegate_set``).
+        grantee: The grantee; for ``delegate_set`` the delegate; zero for exclusions.
+        scope: The grant's or delegation's scope, or the excluded study.
         purposes: Granted purposes (empty unless ``granted``).
         identified: Whether identified data was allowed (False unless ``granted``).
         not_before: Grant start (0 unless ``granted``).
-        expires_at: Grant end (0 unless ``granted``).
+        expires_at: Grant or delegation end (0: never, or removed for ``delegate_set``).
         block_number: The block holding the event.
         tx_hash: The transaction, 0x-hex.
         log_index: The event's index in its block.
         timestamp: The block's unix time.
         allowed: For ``delegate_set``: appointed (True) or removed (False); else None.
+        via: Who made the change: the patient, a delegate, or a relayed signature.
+        actor: The account that acted (the patient, or the delegate).
     """
 
     kind: ConsentEventKind
@@ -97,6 +101,8 @@ class ConsentEvent:
     log_index: int
     timestamp: int
     allowed: bool | None = None
+    via: Via = "patient"
+    actor: ChecksumAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,37 +119,58 @@ class GrantHistory:
     events: tuple[ConsentEvent, ...]
 
 
-def _event(log: EventData, timestamp: int) -> ConsentEvent:
+def _event(log: EventData, timestamp: int, companions: dict[str, EventData]) -> ConsentEvent:
     args = log["args"]
     name = log["event"]
+    tx_hash = "0x" + bytes(log["transactionHash"]).hex()
+    patient = Web3.to_checksum_address(args["patient"])
+    companion = companions.get(tx_hash)
+    via: Via = "patient"
+    actor = patient
+    if companion is not None and companion["event"] == "DelegateActed":
+        via, actor = "delegate", Web3.to_checksum_address(companion["args"]["delegate"])
+    elif companion is not None:
+        via = "signature"
     common = {
         "block_number": int(log["blockNumber"]),
-        "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
+        "tx_hash": tx_hash,
         "log_index": int(log["logIndex"]),
         "timestamp": timestamp,
-        "patient": Web3.to_checksum_address(args["patient"]),
+        "patient": patient,
+        "via": via,
+        "actor": actor,
+        "purposes": frozenset(),
+        "identified": False,
+        "not_before": 0,
+        "expires_at": 0,
     }
     if name == "DelegateSet":
+        common["expires_at"] = int(args["expiresAt"])
         return ConsentEvent(
             kind="delegate_set",
             grantee=Web3.to_checksum_address(args["delegate"]),
-            scope=ALL_STUDIES,
-            purposes=frozenset(),
-            identified=False,
-            not_before=0,
-            expires_at=0,
-            allowed=bool(args["allowed"]),
+            scope=bytes(args["scope"]),
+            allowed=int(args["expiresAt"]) != 0,
             **common,  # type: ignore[arg-type]
         )
-    granted = name == "ConsentGranted"
+    if name == "ExclusionSet":
+        return ConsentEvent(
+            kind="excluded" if args["excluded"] else "included",
+            grantee=Web3.to_checksum_address(_ZERO),
+            scope=bytes(args["studyKey"]),
+            **common,  # type: ignore[arg-type]
+        )
+    if name == "ConsentGranted":
+        common.update(
+            purposes=purposes_from_mask(int(args["purposes"])),
+            identified=bool(args["identified"]),
+            not_before=int(args["notBefore"]),
+            expires_at=int(args["expiresAt"]),
+        )
     return ConsentEvent(
-        kind="granted" if granted else "revoked",
+        kind="granted" if name == "ConsentGranted" else "revoked",
         grantee=Web3.to_checksum_address(args["grantee"]),
         scope=bytes(args["scope"]),
-        purposes=purposes_from_mask(int(args["purposes"])) if granted else frozenset(),
-        identified=bool(args["identified"]) if granted else False,
-        not_before=int(args["notBefore"]) if granted else 0,
-        expires_at=int(args["expiresAt"]) if granted else 0,
         **common,  # type: ignore[arg-type]
     )
 
@@ -176,13 +203,20 @@ def grant_history(
     if (patient is None) == (grantee is None):
         raise ValueError("give exactly one of patient and grantee")
     events = suite.consent.events
-    kinds = [events.ConsentGranted, events.ConsentRevoked, events.DelegateSet]
+    companion_kinds = [events.DelegateActed, events.SignatureUsed]
     if patient is not None:
         filters = {"patient": Web3.to_checksum_address(patient)}
+        kinds = [
+            events.ConsentGranted,
+            events.ConsentRevoked,
+            events.DelegateSet,
+            events.ExclusionSet,
+            *companion_kinds,
+        ]
     else:
         # grantee and delegate are both the second indexed argument (topic 2).
         filters = {"grantee": Web3.to_checksum_address(str(grantee))}
-        kinds = [events.ConsentGranted, events.ConsentRevoked]
+        kinds = [events.ConsentGranted, events.ConsentRevoked, events.SignatureUsed]
     logs = list(
         fetch_logs(suite.session, kinds, filters, suite.manifest.block_number, to_block, page=page)
     )
@@ -195,9 +229,23 @@ def grant_history(
             to_block,
             page=page,
         )
+        logs += fetch_logs(
+            suite.session,
+            events.DelegateActed,
+            {"delegate": filters["grantee"]},
+            suite.manifest.block_number,
+            to_block,
+            page=page,
+        )
         logs.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
+    companions = {
+        "0x" + bytes(log["transactionHash"]).hex(): log
+        for log in logs
+        if log["event"] in ("DelegateActed", "SignatureUsed")
+    }
+    logs = [log for log in logs if log["event"] not in ("DelegateActed", "SignatureUsed")]
     stamps = block_timestamps(suite.session, (int(log["blockNumber"]) for log in logs))
-    history = tuple(_event(log, stamps[int(log["blockNumber"])]) for log in logs)
+    history = tuple(_event(log, stamps[int(log["blockNumber"])], companions) for log in logs)
     state: dict[tuple[str, str, bytes], Grant] = {}
     for event in history:
         key = (event.patient, event.grantee, event.scope)

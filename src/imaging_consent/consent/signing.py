@@ -1,9 +1,14 @@
 """EIP-712 consents: the typed data a wallet signs, and the signed result.
 
-A patient without ETH signs a ``Grant`` or ``Revoke`` message in their wallet
-(``eth_signTypedData_v4``); anyone relays it with ``grantBySig`` / ``revokeBySig``. The
-domain is read from the contract's ``eip712Domain()`` (ERC-5267), never written here, so a
-redeployment or another chain can never be signed for by mistake.
+A patient without ETH signs a ``Grant``, ``Revoke`` or ``Cancel`` message in their wallet
+(``eth_signTypedData_v4``); anyone relays it with ``grantBySig`` / ``revokeBySig`` /
+``cancelBySig``. The domain is read from the contract's ``eip712Domain()`` (ERC-5267), never
+written here, so a redeployment or another chain can never be signed for by mistake.
+
+Signatures are ordered by ``issuedAt`` (chain time when signed), not by nonces: a grant
+signature applies only if it is newer than the grant's current state, so using it, a later
+change or a cancellation voids it; a revoke signature never fails because of someone else's
+transaction (see docs/trust-model.md).
 
 The JSON is what MetaMask expects: ``types`` (with ``EIP712Domain``), ``primaryType``,
 ``domain`` and ``message``; numbers are JSON integers, ``bytes32`` values 0x-hex strings.
@@ -28,6 +33,7 @@ from imaging_consent.contracts.consent_registry import Eip712Domain
 from imaging_consent.errors import InvalidGrantError, InvalidSignatureError, WrongChainError
 
 __all__ = [
+    "CANCEL_TYPE",
     "GRANT_TYPE",
     "REVOKE_TYPE",
     "ConsentKind",
@@ -38,10 +44,10 @@ __all__ = [
     "typed_data",
 ]
 
-ConsentKind = Literal["grant", "revoke"]
+ConsentKind = Literal["grant", "revoke", "cancel"]
 
 #: ``Grant(address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,
-#: uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline)``
+#: uint48 notBefore,uint48 expiresAt,uint48 issuedAt,uint256 deadline)``
 GRANT_TYPE: tuple[tuple[str, str], ...] = (
     ("patient", "address"),
     ("grantee", "address"),
@@ -50,17 +56,24 @@ GRANT_TYPE: tuple[tuple[str, str], ...] = (
     ("identified", "bool"),
     ("notBefore", "uint48"),
     ("expiresAt", "uint48"),
-    ("nonce", "uint256"),
+    ("issuedAt", "uint48"),
     ("deadline", "uint256"),
 )
-#: ``Revoke(address patient,address grantee,bytes32 scope,uint256 nonce,uint256 deadline)``
+#: ``Revoke(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)``;
+#: ``Cancel`` has the same fields.
 REVOKE_TYPE: tuple[tuple[str, str], ...] = (
     ("patient", "address"),
     ("grantee", "address"),
     ("scope", "bytes32"),
-    ("nonce", "uint256"),
+    ("issuedAt", "uint48"),
     ("deadline", "uint256"),
 )
+CANCEL_TYPE = REVOKE_TYPE
+_TYPES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "grant": ("Grant", GRANT_TYPE),
+    "revoke": ("Revoke", REVOKE_TYPE),
+    "cancel": ("Cancel", CANCEL_TYPE),
+}
 
 # ERC-5267 field bits, in EIP-712 domain order.
 _DOMAIN_FIELDS = (
@@ -113,9 +126,8 @@ def typed_data(
     domain: Mapping[str, Any],
     message: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The ``eth_signTypedData_v4`` JSON of a Grant or Revoke ``message``."""
-    primary = "Grant" if kind == "grant" else "Revoke"
-    fields = GRANT_TYPE if kind == "grant" else REVOKE_TYPE
+    """The ``eth_signTypedData_v4`` JSON of a Grant, Revoke or Cancel ``message``."""
+    primary, fields = _TYPES[kind]
     return {
         "types": {
             "EIP712Domain": list(domain_types),
@@ -149,10 +161,10 @@ def recover_signer(data: Mapping[str, Any], signature: bytes) -> ChecksumAddress
 
 @dataclass(frozen=True, slots=True)
 class SignedConsent:
-    """An EIP-712 Grant or Revoke, maybe signed, ready to hand to a wallet or a relayer.
+    """An EIP-712 Grant, Revoke or Cancel, maybe signed, for a wallet or a relayer.
 
     Attributes:
-        kind: ``"grant"`` or ``"revoke"``.
+        kind: ``"grant"``, ``"revoke"`` or ``"cancel"``.
         typed_data: The ``eth_signTypedData_v4`` JSON (types, primaryType, domain, message).
         signature: The patient's 65-byte signature, or None until a wallet has signed.
     """
@@ -163,7 +175,7 @@ class SignedConsent:
 
     @property
     def message(self) -> dict[str, Any]:
-        """The signed struct's values (``patient``, ``grantee``, ``scope``, ``nonce``...)."""
+        """The signed struct's values (``patient``, ``grantee``, ``scope``, ``issuedAt``...)."""
         message: dict[str, Any] = self.typed_data["message"]
         return message
 
@@ -178,9 +190,9 @@ class SignedConsent:
         return int(self.message["deadline"])
 
     @property
-    def nonce(self) -> int:
-        """The patient's nonce the consent uses up."""
-        return int(self.message["nonce"])
+    def issued_at(self) -> int:
+        """When it was signed (chain time); it orders it against the grant's other changes."""
+        return int(self.message["issuedAt"])
 
     def with_signature(self, signature: bytes | str) -> SignedConsent:
         """This consent with a wallet's signature (bytes or 0x-hex) attached."""
@@ -211,9 +223,9 @@ class SignedConsent:
             kind = data["kind"]
             typed = data["typedData"]
             signature = data.get("signature")
-            if kind not in ("grant", "revoke") or not isinstance(typed, dict):
+            if kind not in _TYPES or not isinstance(typed, dict):
                 raise ValueError(kind)
-            expected = "Grant" if kind == "grant" else "Revoke"
+            expected = _TYPES[kind][0]
             if typed.get("primaryType") != expected or not isinstance(typed.get("message"), dict):
                 raise ValueError(typed.get("primaryType"))
             raw = None if signature is None else bytes.fromhex(signature.removeprefix("0x"))
@@ -229,7 +241,7 @@ def check_contents(
 
     Args:
         signed: The signed consent.
-        kind: ``"grant"`` or ``"revoke"``, what the caller is about to relay.
+        kind: ``"grant"``, ``"revoke"`` or ``"cancel"``, what the caller is about to relay.
         contract: The ConsentRegistry it must be signed for.
         chain_id: The chain it must be signed for.
         check: Also check the domain and the grant's contents (else only kind and signature).

@@ -136,3 +136,13 @@ def block_number(session: ChainSession) -> int:
     """
     with fail_closed(session):
         return int(session.w3.eth.block_number)
+
+
+def block_time(session: ChainSession) -> int:
+    """The latest block's timestamp (chain time, unix seconds).
+
+    Raises:
+        ChainUnavailableError: If the node cannot be reached or answers unclearly.
+    """
+    with fail_closed(session):
+        return int(session.w3.eth.get_block("latest")["timestamp"])

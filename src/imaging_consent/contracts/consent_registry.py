@@ -14,11 +14,24 @@ from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
 from imaging_consent.contracts.binding import Binding, FastCall
+from imaging_consent.contracts.calls import call
 
-__all__ = ["ALL_STUDIES", "ConsentRegistry", "Eip712Domain", "GrantTerms", "Permission"]
+__all__ = [
+    "ALL_STUDIES",
+    "MAX_SIGNATURE_LIFETIME",
+    "ConsentRegistry",
+    "Delegation",
+    "Eip712Domain",
+    "GrantTerms",
+    "Permission",
+    "read_eip712_domain",
+]
 
 ALL_STUDIES = bytes(32)
 """The scope of a grant that covers all of the patient's studies."""
+
+MAX_SIGNATURE_LIFETIME = 30 * 24 * 3600
+"""The longest a signed consent may stay valid (``deadline - issuedAt``), in seconds."""
 
 _IS_PERMITTED = FastCall("isPermitted(address,address,bytes32,uint8)", ("bool", "bool"))
 
@@ -38,19 +51,44 @@ class Permission:
 
 @dataclass(frozen=True, slots=True)
 class GrantTerms:
-    """A stored grant's value, as ``getGrant`` returns it.
+    """A grant slot, as ``getGrant`` returns it.
 
     Attributes:
-        purposes: Bitmask of PurposeOfUse bit indexes (never 0 for a stored grant).
+        purposes: Bitmask of PurposeOfUse bit indexes (0: revoked or never granted).
         identified: Whether identified data may be released.
         not_before: Unix time the grant starts (0: at once).
         expires_at: Unix time the grant ends (0: never).
+        issued_at: When the current state was issued (a signature's ``issuedAt``, or the
+            block time of a direct change). Grant signatures issued at or before it are void.
+        delegation: The id of the delegation that made the grant (0: the patient did).
     """
 
     purposes: int
     identified: bool
     not_before: int
     expires_at: int
+    issued_at: int
+    delegation: int
+
+    @property
+    def live(self) -> bool:
+        """True if the slot holds a grant (not a revocation tombstone or nothing)."""
+        return self.purposes != 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """A patient's active delegation to one delegate (guardian).
+
+    Attributes:
+        scope: The study key it covers, or :data:`ALL_STUDIES`.
+        expires_at: Unix time it ends.
+        delegation: Its id (a new one each time the patient sets it).
+    """
+
+    scope: bytes
+    expires_at: int
+    delegation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +102,27 @@ class Eip712Domain:
     verifying_contract: ChecksumAddress
     salt: bytes
     extensions: tuple[int, ...]
+
+
+def read_eip712_domain(binding: Binding) -> Eip712Domain:
+    """Read a contract's ERC-5267 ``eip712Domain()`` (one ``eth_call``).
+
+    Raises:
+        ChainUnavailableError: If the chain cannot be reached.
+    """
+    fields, name, version, chain_id, verifying, salt, extensions = call(
+        binding.session, binding.functions.eip712Domain()
+    )
+    bits = fields[0] if isinstance(fields, bytes | bytearray) else int(fields)
+    return Eip712Domain(
+        fields=bits,
+        name=str(name),
+        version=str(version),
+        chain_id=int(chain_id),
+        verifying_contract=Web3.to_checksum_address(verifying),
+        salt=bytes(salt),
+        extensions=tuple(int(e) for e in extensions),
+    )
 
 
 class ConsentRegistry(Binding):
@@ -91,42 +150,38 @@ class ConsentRegistry(Binding):
 
     def get_grant(
         self, patient: ChecksumAddress, grantee: ChecksumAddress, scope: bytes
-    ) -> GrantTerms | None:
-        """The stored grant for (patient, grantee, scope), or None.
+    ) -> GrantTerms:
+        """The grant slot for (patient, grantee, scope): live, a tombstone, or empty.
 
         Raises:
             ChainUnavailableError: If the chain cannot be reached.
         """
-        purposes, identified, not_before, expires_at = self._read(
+        purposes, identified, not_before, expires_at, issued_at, delegation = self._read(
             self.functions.getGrant(patient, grantee, scope)
         )
-        if int(purposes) == 0:
+        return GrantTerms(
+            int(purposes),
+            bool(identified),
+            int(not_before),
+            int(expires_at),
+            int(issued_at),
+            int(delegation),
+        )
+
+    def delegation(self, patient: ChecksumAddress, delegate: ChecksumAddress) -> Delegation | None:
+        """The patient's active delegation to ``delegate``, or None."""
+        scope, expires_at, delegation = self._read(self.functions.getDelegation(patient, delegate))
+        if int(delegation) == 0:
             return None
-        return GrantTerms(int(purposes), bool(identified), int(not_before), int(expires_at))
+        return Delegation(bytes(scope), int(expires_at), int(delegation))
 
-    def nonce(self, patient: ChecksumAddress) -> int:
-        """The patient's next signature nonce."""
-        return int(self._read(self.functions.nonces(patient)))
-
-    def is_delegate(self, patient: ChecksumAddress, delegate: ChecksumAddress) -> bool:
-        """True if ``delegate`` may grant and revoke for ``patient``."""
-        return bool(self._read(self.functions.isDelegate(patient, delegate)))
+    def is_excluded(self, patient: ChecksumAddress, study_key: bytes) -> bool:
+        """True if the patient keeps ``study_key`` out of every all-studies grant."""
+        return bool(self._read(self.functions.isExcluded(patient, study_key)))
 
     def eip712_domain(self) -> Eip712Domain:
         """The EIP-712 domain the contract verifies signatures under (one ``eth_call``)."""
-        fields, name, version, chain_id, verifying, salt, extensions = self._read(
-            self.functions.eip712Domain()
-        )
-        bits = fields[0] if isinstance(fields, bytes | bytearray) else int(fields)
-        return Eip712Domain(
-            fields=bits,
-            name=str(name),
-            version=str(version),
-            chain_id=int(chain_id),
-            verifying_contract=Web3.to_checksum_address(verifying),
-            salt=bytes(salt),
-            extensions=tuple(int(e) for e in extensions),
-        )
+        return read_eip712_domain(self)
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -146,9 +201,19 @@ class ConsentRegistry(Binding):
         """The patient's own ``revoke`` transaction."""
         return self.functions.revoke(grantee, scope)
 
-    def set_delegate(self, delegate: ChecksumAddress, allowed: bool) -> ContractFunction:
-        """The patient's ``setDelegate`` transaction."""
-        return self.functions.setDelegate(delegate, allowed)
+    def cancel_signatures(self, grantee: ChecksumAddress, scope: bytes) -> ContractFunction:
+        """The patient's ``cancelSignatures``: void every outstanding signature for a grant."""
+        return self.functions.cancelSignatures(grantee, scope)
+
+    def set_exclusion(self, study_key: bytes, excluded: bool) -> ContractFunction:
+        """The patient's ``setExclusion`` transaction."""
+        return self.functions.setExclusion(study_key, excluded)
+
+    def set_delegate(
+        self, delegate: ChecksumAddress, scope: bytes, expires_at: int
+    ) -> ContractFunction:
+        """The patient's ``setDelegate`` transaction (``expires_at`` 0 removes the delegate)."""
+        return self.functions.setDelegate(delegate, scope, expires_at)
 
     def grant_for(
         self,
@@ -180,13 +245,14 @@ class ConsentRegistry(Binding):
         identified: bool,
         not_before: int,
         expires_at: int,
+        issued_at: int,
         deadline: int,
         signature: bytes,
     ) -> ContractFunction:
         """A relayed ``grantBySig`` transaction."""
         return self.functions.grantBySig(
-            patient, grantee, scope, purposes, identified, not_before, expires_at, deadline,
-            signature,
+            patient, grantee, scope, purposes, identified, not_before, expires_at, issued_at,
+            deadline, signature,
         )  # fmt: skip
 
     def revoke_by_sig(
@@ -194,8 +260,21 @@ class ConsentRegistry(Binding):
         patient: ChecksumAddress,
         grantee: ChecksumAddress,
         scope: bytes,
+        issued_at: int,
         deadline: int,
         signature: bytes,
     ) -> ContractFunction:
         """A relayed ``revokeBySig`` transaction."""
-        return self.functions.revokeBySig(patient, grantee, scope, deadline, signature)
+        return self.functions.revokeBySig(patient, grantee, scope, issued_at, deadline, signature)
+
+    def cancel_by_sig(
+        self,
+        patient: ChecksumAddress,
+        grantee: ChecksumAddress,
+        scope: bytes,
+        issued_at: int,
+        deadline: int,
+        signature: bytes,
+    ) -> ContractFunction:
+        """A relayed ``cancelBySig`` transaction."""
+        return self.functions.cancelBySig(patient, grantee, scope, issued_at, deadline, signature)

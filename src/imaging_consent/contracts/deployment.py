@@ -35,16 +35,8 @@ from imaging_consent.errors import ContractError, WrongChainError
 
 logger = logging.getLogger(__name__)
 
-_ROLES = (
-    ("StudyRegistry", "SITE_ROLE"),
-    ("AccessLog", "GATEWAY_ROLE"),
-    ("AccessLog", "EMERGENCY_ROLE"),
-)
-
-_BINDINGS: dict[str, type[StudyRegistry] | type[AccessLog]] = {
-    "StudyRegistry": StudyRegistry,
-    "AccessLog": AccessLog,
-}
+#: Seconds an admin transfer of StudyRegistry waits (OpenZeppelin AccessControlDefaultAdminRules).
+DEFAULT_ADMIN_DELAY = 2 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,27 +77,39 @@ def deploy(
     sites: Sequence[str] = (),
     gateways: Sequence[str] = (),
     emergency: Sequence[str] = (),
+    admin_delay: int = DEFAULT_ADMIN_DELAY,
     out_dir: str | os.PathLike[str] | None = "deployments",
 ) -> Suite:
     """Deploy ConsentRegistry, StudyRegistry and AccessLog in dependency order.
 
-    The deployer becomes the admin of both role-based contracts and grants the given roles.
+    The deployer becomes StudyRegistry's admin (transfers take ``admin_delay`` seconds) and
+    grants SITE_ROLE to ``sites``. Gateways and emergency clinicians are appointed by a site for
+    itself, never by the admin: ``gateways`` and ``emergency`` are appointed by the deployer
+    acting as a site, so the deployer must then be one of ``sites`` (see :func:`appoint`).
 
     Args:
         session: The chain to deploy on.
         deployer: Sends (and pays for) every transaction.
         sites: Accounts to receive StudyRegistry's SITE_ROLE.
-        gateways: Accounts to receive AccessLog's GATEWAY_ROLE.
-        emergency: Accounts to receive AccessLog's EMERGENCY_ROLE.
+        gateways: Gateways the deployer (as a site) appoints.
+        emergency: Emergency clinicians the deployer (as a site) appoints.
+        admin_delay: Seconds an admin transfer waits.
         out_dir: Folder to write ``<chainId>.json`` into, or None to write nothing.
 
     Returns:
         The deployed suite and its manifest.
 
     Raises:
+        ValueError: If gateways or clinicians are given but the deployer is not a site.
         TransactionError: If a deployment transaction fails.
     """
     admin = deployer.address
+    site_accounts = [Web3.to_checksum_address(a) for a in sites]
+    if (gateways or emergency) and admin not in site_accounts:
+        raise ValueError(
+            "gateways and emergency clinicians are appointed by their site: include the "
+            "deployer in sites, or appoint them later with the site's own key"
+        )
     deployed: dict[str, DeployedContract] = {}
 
     def create(name: str, *args: object) -> ChecksumAddress:
@@ -121,16 +125,16 @@ def deploy(
         return receipt.contract_address
 
     consent = create("ConsentRegistry")
-    studies = create("StudyRegistry", admin)
-    create("AccessLog", consent, studies, admin)
+    studies = create("StudyRegistry", admin_delay, admin)
+    create("AccessLog", consent, studies)
 
+    registry = StudyRegistry(session, studies)
     roles: list[RoleGrant] = []
-    for (contract_name, role), members in zip(_ROLES, (sites, gateways, emergency), strict=True):
-        binding = _BINDINGS[contract_name](session, deployed[contract_name].address)
-        for member in members:
-            account = Web3.to_checksum_address(member)
-            deployer.transact(binding.grant_role(role, account))
-            roles.append(RoleGrant(contract_name, role, account))
+    for account in site_accounts:
+        deployer.transact(registry.grant_role("SITE_ROLE", account))
+        roles.append(RoleGrant("StudyRegistry", "SITE_ROLE", account, admin))
+    access_log = AccessLog(session, deployed["AccessLog"].address)
+    roles += appoint(access_log, deployer, gateways=gateways, emergency=emergency)
 
     first = deployed["ConsentRegistry"].block_number
     timestamp = session.w3.eth.get_block(first)["timestamp"]
@@ -148,6 +152,30 @@ def deploy(
     if out_dir is not None:
         manifest.write(manifest_path(out_dir, session.chain_id))
     return _bound(session, manifest)
+
+
+def appoint(
+    access_log: AccessLog,
+    site: TransactionSender,
+    *,
+    gateways: Sequence[str] = (),
+    emergency: Sequence[str] = (),
+) -> list[RoleGrant]:
+    """Appoint a site's own gateways and emergency clinicians (sent by the site).
+
+    Raises:
+        TransactionError: If the site lacks SITE_ROLE or a gateway belongs to another site.
+    """
+    done: list[RoleGrant] = []
+    for member in gateways:
+        account = Web3.to_checksum_address(member)
+        site.transact(access_log.set_gateway(account, True))
+        done.append(RoleGrant("AccessLog", "GATEWAY", account, site.address))
+    for member in emergency:
+        account = Web3.to_checksum_address(member)
+        site.transact(access_log.set_emergency_clinician(account, True))
+        done.append(RoleGrant("AccessLog", "EMERGENCY", account, site.address))
+    return done
 
 
 def load(session: ChainSession, manifest: Manifest | str | os.PathLike[str]) -> Suite:

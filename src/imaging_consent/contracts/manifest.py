@@ -21,7 +21,7 @@ from eth_utils.address import is_checksum_address
 
 from imaging_consent.errors import ManifestError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the manifest's JSON layout; bumped on any incompatible change."""
 
 
@@ -142,17 +142,25 @@ class RoleGrant:
 
     Attributes:
         contract: Name of the contract, e.g. ``StudyRegistry``.
-        role: Name of the role, e.g. ``SITE_ROLE``.
+        role: Name of the role, e.g. ``SITE_ROLE`` (granted by the admin), or ``GATEWAY`` /
+            ``EMERGENCY`` (an AccessLog appointment, made by a site for itself).
         account: The account that received it.
+        by: Who granted it: the admin, or the appointing site.
     """
 
     contract: str
     role: str
     account: ChecksumAddress
+    by: ChecksumAddress
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this grant."""
-        return {"contract": self.contract, "role": self.role, "account": self.account}
+        return {
+            "contract": self.contract,
+            "role": self.role,
+            "account": self.account,
+            "by": self.by,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RoleGrant:
@@ -161,10 +169,15 @@ class RoleGrant:
         Raises:
             ManifestError: If a key is missing, unknown or malformed.
         """
-        d = _keys(data, {"contract", "role", "account"}, where)
+        d = _keys(data, {"contract", "role", "account", "by"}, where)
         if not isinstance(d["contract"], str) or not isinstance(d["role"], str):
             raise ManifestError(f"{where}: contract and role must be strings")
-        return cls(d["contract"], d["role"], _address(d["account"], f"{where}.account"))
+        return cls(
+            d["contract"],
+            d["role"],
+            _address(d["account"], f"{where}.account"),
+            _address(d["by"], f"{where}.by"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,29 +73,87 @@ _KNOWN: dict[str, tuple[type[errors.ContractRevertedError], _Formatter]] = {
             "(wrong signer, altered message, another chain or contract, or an already used nonce)"
         ),
     ),
-    "ConsentRegistryGrantNotFound": (
-        errors.GrantNotFoundError,
-        lambda a: f"no grant from {a['patient']} to {a['grantee']} for scope {_hex(a['scope'])}",
+    "ConsentRegistrySignatureFromFuture": (
+        errors.InvalidSignatureError,
+        lambda a: (
+            f"the signature claims to be issued at {a['issuedAt']} ({_when(a['issuedAt'])}), "
+            "after the current block time; wait for the chain to catch up or sign again"
+        ),
+    ),
+    "ConsentRegistrySignatureLifetimeTooLong": (
+        errors.InvalidSignatureError,
+        lambda a: (
+            f"the signature's deadline {a['deadline']} is more than 30 days after it was issued "
+            f"({a['issuedAt']}); sign again with a shorter deadline"
+        ),
+    ),
+    "ConsentRegistrySupersededSignature": (
+        errors.SupersededSignatureError,
+        lambda a: (
+            f"the signature (issued {_when(a['issuedAt'])}) is superseded: the grant changed at "
+            f"{_when(a['current'])} or later, or the signature was used or cancelled"
+        ),
+    ),
+    "ConsentRegistrySelfGrant": (
+        errors.InvalidGrantError,
+        lambda a: f"delegate {a['delegate']} may not grant access to itself",
+    ),
+    "ConsentRegistryOutsideDelegation": (
+        errors.NotDelegateError,
+        lambda a: (
+            f"the grant for scope {_hex(a['scope'])} ending {a['expiresAt']} is outside the "
+            f"delegation (which ends {a['delegationExpiresAt']}); a delegate's grant must end "
+            "no later than the delegation and stay within its scope"
+        ),
+    ),
+    "ConsentRegistryInvalidStudyKey": (
+        errors.InvalidGrantError,
+        lambda a: "an exclusion needs a study key, not the all-studies scope",
     ),
     "StudyRegistryUnknownStudy": (
         errors.StudyNotRegisteredError,
-        lambda a: f"no study is registered under study key {_hex(a['studyKey'])}",
-    ),
-    "AccessLogUnknownStudy": (
-        errors.StudyNotRegisteredError,
-        lambda a: f"no study is registered under study key {_hex(a['studyKey'])}",
+        lambda a: f"site {a['site']} has no study registered under study key {_hex(a['studyKey'])}",
     ),
     "StudyRegistryStudyExists": (
         errors.StudyExistsError,
-        lambda a: f"a study is already registered under study key {_hex(a['studyKey'])}",
+        lambda a: f"site {a['site']} already registered study key {_hex(a['studyKey'])}",
     ),
-    "StudyRegistryNotStudySite": (
-        errors.NotStudySiteError,
-        lambda a: f"{a['caller']} is not the site that registered study {_hex(a['studyKey'])}",
+    "AccessLogNotSite": (
+        errors.MissingRoleError,
+        lambda a: f"{a['caller']} is not a site (it lacks StudyRegistry's SITE_ROLE)",
+    ),
+    "AccessLogNotGateway": (
+        errors.NotGatewayError,
+        lambda a: f"{a['caller']} is not a gateway appointed by any site",
+    ),
+    "AccessLogGatewayOfOtherSite": (
+        errors.NotGatewayError,
+        lambda a: (
+            f"gateway {a['gateway']} belongs to site {a['site']}; only that site may change it"
+        ),
     ),
     "AccessLogNotEmergency": (
         errors.NotEmergencyError,
-        lambda a: f"{a['accessor']} does not hold the EMERGENCY role needed to break glass",
+        lambda a: f"{a['clinician']} is not an emergency clinician of site {a['site']}",
+    ),
+    "AccessLogExpiredSignature": (
+        errors.SignatureExpiredError,
+        lambda a: f"the break-glass signature expired at {a['deadline']} ({_when(a['deadline'])})",
+    ),
+    "AccessLogInvalidSigner": (
+        errors.InvalidSignatureError,
+        lambda a: f"the break-glass request is not signed by clinician {a['clinician']}",
+    ),
+    "AccessLogRequestUsed": (
+        errors.InvalidSignatureError,
+        lambda a: f"break-glass request {_hex(a['requestId'])} was already recorded (replay)",
+    ),
+    "AccessLogBreakGlassLimit": (
+        errors.BreakGlassLimitError,
+        lambda a: (
+            f"{a['clinician']} reached the break-glass limit of this site until "
+            f"{_when(a['windowEndsAt'])}"
+        ),
     ),
     "AccessControlUnauthorizedAccount": (
         errors.MissingRoleError,

@@ -1,4 +1,4 @@
-"""The typed binding of StudyRegistry: which patient and site a study belongs to, its content."""
+"""The typed binding of StudyRegistry: each site's studies, their patients and content roots."""
 
 from __future__ import annotations
 
@@ -20,17 +20,17 @@ class StudyRecord:
     """A registered study, as ``studyOf`` returns it (opaque keys only).
 
     Attributes:
+        site: The site that registered it (its namespace).
         study_key: The study's key.
         patient: The patient who controls consent for it.
-        site: The site that registered it.
         content_root: The Merkle root over its instances' leaves.
         instance_count: How many instances the root covers.
         registered_at: Unix time of registration.
     """
 
+    site: ChecksumAddress
     study_key: bytes
     patient: ChecksumAddress
-    site: ChecksumAddress
     content_root: bytes
     instance_count: int
     registered_at: int
@@ -41,41 +41,44 @@ class StudyRegistry(AccessControlled):
 
     NAME = "StudyRegistry"
 
-    def study(self, study_key: bytes, block: BlockIdentifier = "latest") -> StudyRecord:
-        """The registered study.
+    def study(
+        self, site: ChecksumAddress, study_key: bytes, block: BlockIdentifier = "latest"
+    ) -> StudyRecord:
+        """The study registered under ``study_key`` in ``site``'s namespace.
 
         Raises:
-            StudyNotRegisteredError: If the key is not registered.
+            StudyNotRegisteredError: If the site has no such study.
             ChainUnavailableError: If the chain cannot be reached.
         """
-        patient, site, root, count, at = self._read(self.functions.studyOf(study_key), block)
+        patient, root, count, at = self._read(self.functions.studyOf(site, study_key), block)
         return StudyRecord(
+            site=Web3.to_checksum_address(site),
             study_key=bytes(study_key),
             patient=Web3.to_checksum_address(patient),
-            site=Web3.to_checksum_address(site),
             content_root=bytes(root),
             instance_count=int(count),
             registered_at=int(at),
         )
 
-    def content_version(self, study_key: bytes) -> int:
+    def content_version(self, site: ChecksumAddress, study_key: bytes) -> int:
         """How many times the study's content was set (1 after registration).
 
         Raises:
-            StudyNotRegisteredError: If the key is not registered.
+            StudyNotRegisteredError: If the site has no such study.
         """
-        return int(self._read(self.functions.contentVersionOf(study_key)))
+        return int(self._read(self.functions.contentVersionOf(site, study_key)))
 
-    def verify_instance(self, study_key: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
+    def verify_instance(
+        self, site: ChecksumAddress, study_key: bytes, leaf: bytes, proof: Sequence[bytes]
+    ) -> bool:
         """True if ``leaf`` proves against the study's current content root.
 
         Raises:
-            StudyNotRegisteredError: If the key is not registered.
+            StudyNotRegisteredError: If the site has no such study.
             ChainUnavailableError: If the chain cannot be reached.
         """
-        return bool(
-            self._read(self.functions.verifyInstance(study_key, leaf, [bytes(p) for p in proof]))
-        )
+        proof_list = [bytes(p) for p in proof]
+        return bool(self._read(self.functions.verifyInstance(site, study_key, leaf, proof_list)))
 
     def register_study(
         self, study_key: bytes, patient: ChecksumAddress, content_root: bytes, count: int
@@ -84,5 +87,15 @@ class StudyRegistry(AccessControlled):
         return self.functions.registerStudy(study_key, patient, content_root, count)
 
     def update_content(self, study_key: bytes, content_root: bytes, count: int) -> ContractFunction:
-        """The registering site's ``updateContent`` transaction."""
+        """The registering site's ``updateContent`` transaction (its own namespace)."""
         return self.functions.updateContent(study_key, content_root, count)
+
+    def correct_patient(
+        self, site: ChecksumAddress, study_key: bytes, patient: ChecksumAddress
+    ) -> ContractFunction:
+        """The admin's ``correctPatient`` transaction (a wrongly registered patient)."""
+        return self.functions.correctPatient(site, study_key, patient)
+
+    def retire_study(self, site: ChecksumAddress, study_key: bytes) -> ContractFunction:
+        """The admin's ``retireStudy`` transaction (a wrongly registered study)."""
+        return self.functions.retireStudy(site, study_key)

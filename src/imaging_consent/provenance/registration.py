@@ -68,7 +68,8 @@ def register_study(
 
     Args:
         suite: The deployed contracts.
-        site_sender: Sends as an account holding StudyRegistry's SITE_ROLE.
+        site_sender: Sends as an account holding StudyRegistry's SITE_ROLE; the study goes
+            into that site's namespace.
         store: Where the study's instances are.
         pepper: The site pepper (keys the study and instance keys).
         study_uid: The study's Study Instance UID.
@@ -83,7 +84,6 @@ def register_study(
         DicomReadError: If an instance file cannot be read (nothing is sent).
         StudyPatientMismatchError: If the study is registered for another patient (nothing
             is sent).
-        NotStudySiteError: If another site registered it and the content differs (nothing sent).
         MissingRoleError: If the sender lacks SITE_ROLE (nothing sent).
         ChainUnavailableError: If the chain cannot be reached.
         TransactionError: If the transaction fails.
@@ -100,7 +100,7 @@ def register_study(
     key = content.study_key
     studies = suite.studies
     try:
-        record = studies.study(key)
+        record = studies.study(site_sender.address, key)
     except StudyNotRegisteredError:
         receipt = site_sender.transact(
             studies.register_study(key, patient_address, content.root, content.instance_count)

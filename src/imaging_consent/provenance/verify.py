@@ -2,7 +2,7 @@
 
 A receiver needs no trust in the gateway: it recomputes the pixelHash from the bytes it got,
 forms the leaf with the instance key the gateway handed over, and asks
-``StudyRegistry.verifyInstance(studyKey, leaf, proof)``. De-identification does not touch
+``StudyRegistry.verifyInstance(site, studyKey, leaf, proof)``. De-identification does not touch
 PixelData, so a de-identified instance verifies too (an instance without PixelData is hashed
 whole, so it verifies only if released unchanged).
 
@@ -11,7 +11,7 @@ whole, so it verifies only if released unchanged).
 
 ``proof.json`` (version 1)::
 
-    {"version": 1, "studyKey": "0x..", "requestId": "0x..", "identified": true,
+    {"version": 2, "site": "0x..", "studyKey": "0x..", "requestId": "0x..", "identified": true,
      "breakGlass": false,
      "files": {"<name>.dcm": {"instanceKey": "0x..", "pixelHash": "0x..", "proof": ["0x..", ...]}}}
 
@@ -30,6 +30,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 from pydicom.dataset import Dataset
 
 from imaging_consent.contracts.deployment import Suite
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 PROOF_FILE = "proof.json"
-PROOF_VERSION = 1
+PROOF_VERSION = 2
 _SAFE_NAME = re.compile(r"^[0-9A-Za-z.\-_]{1,64}$")
 
 
@@ -66,6 +68,7 @@ class InstanceProof:
 class ReleaseProofs:
     """The contents of a ``proof.json``."""
 
+    site: ChecksumAddress
     study_key: bytes
     request_id: bytes
     identified: bool
@@ -82,12 +85,15 @@ def _pixel_hash_of(data: Dataset | bytes) -> bytes:
     return digest
 
 
-def _verify_leaf(suite: Suite, study_key: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
-    return suite.studies.verify_instance(study_key, leaf, proof)
+def _verify_leaf(
+    suite: Suite, site: ChecksumAddress, study_key: bytes, leaf: bytes, proof: Sequence[bytes]
+) -> bool:
+    return suite.studies.verify_instance(site, study_key, leaf, proof)
 
 
 def verify_released(
     suite: Suite,
+    site: str,
     study_key: bytes,
     instance: ReleasedInstance | tuple[Dataset | bytes, bytes, Sequence[bytes]],
 ) -> bool:
@@ -95,6 +101,7 @@ def verify_released(
 
     Args:
         suite: The deployed contracts.
+        site: The site that released it (``Release.site``), whose namespace holds the study.
         study_key: The study's key (``Release.study_key``).
         instance: A :class:`ReleasedInstance` (its released bytes are re-hashed), or a
             ``(dataset or file bytes, instance_key, proof)`` triple.
@@ -117,7 +124,7 @@ def verify_released(
         digest = _pixel_hash_of(data)
     except DicomError:
         return False
-    return _verify_leaf(suite, study_key, leaf_hash(key, digest), proof)
+    return _verify_leaf(suite, to_checksum_address(site), study_key, leaf_hash(key, digest), proof)
 
 
 def _file_name(instance: ReleasedInstance, position: int) -> str:
@@ -155,6 +162,7 @@ def write_release(release: ReleasedStudy, out_dir: str | os.PathLike[str]) -> li
         }
     document = {
         "version": PROOF_VERSION,
+        "site": release.site,
         "studyKey": "0x" + release.study_key.hex(),
         "requestId": "0x" + release.request_id.hex(),
         "identified": release.identified,
@@ -177,6 +185,15 @@ def _hash32(value: object, what: str) -> bytes:
     if len(raw) != 32:
         raise ReleaseProofError(f"{what} must be 32 bytes")
     return raw
+
+
+def _site(value: object) -> ChecksumAddress:
+    if not isinstance(value, str):
+        raise ReleaseProofError("site must be an address")
+    try:
+        return to_checksum_address(value)
+    except ValueError:
+        raise ReleaseProofError("site is not a valid address") from None
 
 
 def read_proofs(path: str | os.PathLike[str]) -> ReleaseProofs:
@@ -212,6 +229,7 @@ def read_proofs(path: str | os.PathLike[str]) -> ReleaseProofs:
             proof=tuple(_hash32(p, f"{name}: proof") for p in entry["proof"]),
         )
     return ReleaseProofs(
+        site=_site(document.get("site")),
         study_key=_hash32(document.get("studyKey"), "studyKey"),
         request_id=_hash32(document.get("requestId"), "requestId"),
         identified=bool(document.get("identified")),
@@ -250,5 +268,5 @@ def verify_files(
             results[path] = False
             continue
         leaf = leaf_hash(entry.instance_key, digest)
-        results[path] = _verify_leaf(suite, proofs.study_key, leaf, entry.proof)
+        results[path] = _verify_leaf(suite, proofs.site, proofs.study_key, leaf, entry.proof)
     return results
