@@ -43,17 +43,18 @@ def main() -> int:
     receipt = as_patient.revoke(args.grantee, None)
     print(f"revoked in block {receipt.block_number}")
 
-    # 3. The patient signs an EIP-712 consent (a wallet would show this typed data);
-    #    anyone relays it and pays the gas.
+    # 3. The patient signs an EIP-712 consent for one study (a wallet would show this typed
+    #    data); anyone relays it and pays the gas. A signature is ordered by its issuedAt
+    #    (chain time): it applies only if it is newer than the grant's last change.
+    study_key = bytes.fromhex("ab" * 32)  # a study key, as the site registered it
     signed = as_patient.sign_grant(
-        patient.address, args.grantee, None, ["HRESCH"], identified=False, key=patient
+        patient.address, args.grantee, study_key, ["HRESCH"], identified=False, key=patient
     )
     as_relayer = ConsentClient(suite, sender_for(session, relayer))
     receipt = as_relayer.relay_grant(signed)
-    print(f"relayed signed grant (nonce {signed.nonce}) in block {receipt.block_number}")
+    print(f"relayed signed grant (issued at {signed.issued_at}) in block {receipt.block_number}")
 
     # 4. Query: one call for "may they, now?", and the full history from events.
-    study_key = bytes(32)  # any study; the grant covers all of them
     answer = as_relayer.is_permitted(patient.address, args.grantee, study_key, "HRESCH")
     print(f"is_permitted HRESCH: {answer.permitted} (identified: {answer.identified})")
     history = as_relayer.grants_of(patient.address)

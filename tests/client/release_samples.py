@@ -13,7 +13,7 @@ from pydicom.uid import generate_uid
 
 from imaging_consent.chain import LocalChain, TransactionSender
 from imaging_consent.consent import Purpose, purposes_mask
-from imaging_consent.contracts.deployment import Suite, deploy, sender_for
+from imaging_consent.contracts.deployment import Suite, appoint, deploy, sender_for
 
 ROOT = "1.2.826.0.1.3680043.10.5432."
 CT_STUDY = ROOT + "1"
@@ -117,7 +117,7 @@ class Actors:
     admin: LocalAccount
     site: LocalAccount
     gateway: LocalAccount
-    doctor: LocalAccount  # EMERGENCY_ROLE
+    doctor: LocalAccount  # the site's emergency clinician
     patient: LocalAccount
     requester: LocalAccount
     stranger: LocalAccount
@@ -129,14 +129,20 @@ def actors(chain: LocalChain) -> Actors:
 
 
 def deploy_suite(chain: LocalChain, people: Actors) -> Suite:
-    return deploy(
+    """Deploy; the admin makes ``site`` a site, and the site appoints its gateway and doctor."""
+    suite = deploy(
         chain.session,
         sender_for(chain.session, people.admin),
         sites=[people.site.address],
-        gateways=[people.gateway.address],
-        emergency=[people.doctor.address],
         out_dir=None,
     )
+    appoint(
+        suite.access_log,
+        sender_for(chain.session, people.site),
+        gateways=[people.gateway.address],
+        emergency=[people.doctor.address],
+    )
+    return suite
 
 
 def grant(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
-from imaging_consent.access_log.record import AccessRecord
+from imaging_consent.access_log.record import RECORD_TYPES, AccessRecord
 from imaging_consent.provenance.merkle import MerkleTree
 
 A = "0x66aB6D9362d4F35596279692F0251Db635165871"
@@ -18,6 +19,7 @@ def _record(**changes: object) -> AccessRecord:
         "accessor": A.lower(),
         "purpose": 0,
         "permitted": True,
+        "identified": True,
         "break_glass": False,
         "request_id": keccak(b"r"),
         "gateway": A,
@@ -27,12 +29,16 @@ def _record(**changes: object) -> AccessRecord:
     return AccessRecord(**fields)  # type: ignore[arg-type]
 
 
-def test_leaf_is_double_hash_of_nine_words() -> None:
+def test_leaf_is_double_hash_of_ten_words() -> None:
     record = _record()
 
+    words = encode(RECORD_TYPES, record.as_tuple())
+
     assert record.accessor == A
-    assert len(record.leaf()) == 32
+    assert len(words) == 10 * 32
+    assert record.leaf() == keccak(keccak(words))
     assert record.leaf() != _record(permitted=False).leaf()
+    assert record.leaf() != _record(identified=False).leaf()
 
 
 def test_leaves_build_a_provable_batch() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from imaging_consent import errors
+from imaging_consent.access_log.break_glass import sign_break_glass
 from imaging_consent.access_log.history import access_history, fetch_logs
 from imaging_consent.chain import LocalChain, connect
 from imaging_consent.consent import ALL_STUDIES, ConsentClient, Purpose
@@ -100,7 +101,8 @@ def history_chain(clean_chain: LocalChain) -> Iterator[tuple[LocalChain, Suite]]
     patient_client.grant(lab.address, OTHER, ["HRESCH"], identified=False)
     clean_chain.mine(4)
     patient_client.grant(doctor.address, STUDY, ["PATRQT"], identified=False)
-    patient_client.set_delegate(guardian.address)
+    now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
+    patient_client.set_delegate(guardian.address, expires_at=now + 86400)
     yield clean_chain, suite
 
 
@@ -203,7 +205,14 @@ def test_access_history_lists_releases_refusals_and_break_glass(clean_chain: Loc
 
     gateway.transact(log.recordAccess(STUDY, doctor.address, Purpose.TREAT.value, b"\x01" * 32))
     gateway.transact(log.recordAccess(STUDY, doctor.address, Purpose.HRESCH.value, b"\x02" * 32))
-    gateway.transact(log.recordBreakGlass(STUDY, medic.address, b"\x03" * 32, b"\x09" * 32))
+    signed = sign_break_glass(medic, suite, admin.address, STUDY, b"\x09" * 32,
+                              request_id=b"\x03" * 32)  # fmt: skip
+    gateway.transact(
+        log.recordBreakGlass(
+            STUDY, medic.address, signed.request_id, signed.reason_commitment, signed.deadline,
+            signed.signature,
+        )
+    )  # fmt: skip
     gateway.transact(log.recordAccess(OTHER, doctor.address, Purpose.TREAT.value, b"\x04" * 32))
     gateway.transact(log.recordAccess(STUDY, doctor.address, 9, b"\x05" * 32))
     events = access_history(suite, patient.address, page=3)
@@ -216,9 +225,10 @@ def test_access_history_lists_releases_refusals_and_break_glass(clean_chain: Loc
         ("denied", None, b"\x05"),
     ]
     assert events[-1].purpose_code == 9
-    assert events[2].reason_hash == b"\x09" * 32
+    assert events[2].reason_commitment == b"\x09" * 32
     assert events[2].accessor == medic.address
-    assert events[0].reason_hash is None
+    assert [e.identified for e in events] == [True, False, True, False]
+    assert events[0].reason_commitment is None
     assert all(e.study_key == STUDY and e.gateway == admin.address for e in events)
     for event in events:
         block = clean_chain.session.w3.eth.get_block(event.block_number)

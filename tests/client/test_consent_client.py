@@ -108,17 +108,69 @@ def test_delegate_grants_and_revokes_for_patient(clean_chain: LocalChain) -> Non
     patient, doctor, guardian = (clean_chain.accounts[i] for i in (1, 2, 4))
     patient_client = _client(clean_chain, suite, 1)
     guardian_client = _client(clean_chain, suite, 4)
+    now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
 
-    patient_client.set_delegate(guardian.address)
+    patient_client.set_delegate(guardian.address, expires_at=now + 3600)
     guardian_client.grant_for(patient.address, doctor.address, None, ["TREAT"], identified=True)
     granted = patient_client.is_permitted(patient.address, doctor.address, STUDY, "TREAT")
+    made = patient_client.get_grant(patient.address, doctor.address, None)
     guardian_client.revoke_for(patient.address, doctor.address, None)
-    patient_client.set_delegate(guardian.address, False)
+    revoked = patient_client.get_grant(patient.address, doctor.address, None)
+    patient_client.remove_delegate(guardian.address)
 
     assert granted.permitted
-    assert patient_client.get_grant(patient.address, doctor.address, None) is None
+    assert made is not None
+    assert made.expires_at == now + 3600  # a delegate's grant ends with the delegation
+    assert revoked is None
     with pytest.raises(errors.NotDelegateError, match="is not a delegate"):
         guardian_client.grant_for(patient.address, doctor.address, None, ["TREAT"], identified=True)
+
+
+def test_delegate_grant_cannot_outlive_or_serve_the_delegate(clean_chain: LocalChain) -> None:
+    suite = _suite(clean_chain)
+    patient, doctor, guardian = (clean_chain.accounts[i] for i in (1, 2, 4))
+    patient_client = _client(clean_chain, suite, 1)
+    guardian_client = _client(clean_chain, suite, 4)
+    now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
+    patient_client.set_delegate(guardian.address, expires_at=now + 3600, scope=STUDY)
+    before = _tx_count(clean_chain, 4)
+
+    with pytest.raises(errors.NotDelegateError):
+        guardian_client.grant_for(
+            patient.address, doctor.address, STUDY, ["TREAT"], identified=True,
+            expires_at=now + 7200,
+        )  # fmt: skip
+    with pytest.raises(errors.NotDelegateError):
+        guardian_client.grant_for(patient.address, doctor.address, None, ["TREAT"], identified=True)
+    with pytest.raises(errors.InvalidGrantError):
+        guardian_client.grant_for(
+            patient.address, guardian.address, STUDY, ["TREAT"], identified=True
+        )
+
+    assert _tx_count(clean_chain, 4) == before
+    with pytest.raises(errors.InvalidTimestampError, match="needs an expiry"):
+        patient_client.set_delegate(guardian.address, expires_at=0)
+
+
+def test_exclusion_beats_all_studies_grant_but_not_study_grant(clean_chain: LocalChain) -> None:
+    suite = _suite(clean_chain)
+    patient, doctor, nurse = (clean_chain.accounts[i] for i in (1, 2, 3))
+    client = _client(clean_chain, suite, 1)
+    client.grant(doctor.address, None, ["TREAT"], identified=True)
+    client.grant(nurse.address, None, ["TREAT"], identified=True)
+    client.grant(nurse.address, STUDY, ["TREAT"], identified=False)
+
+    client.set_exclusion(STUDY)
+
+    assert not client.is_permitted(patient.address, doctor.address, STUDY, "TREAT").permitted
+    assert client.is_permitted(patient.address, doctor.address, OTHER_STUDY, "TREAT").permitted
+    assert client.is_permitted(patient.address, nurse.address, STUDY, "TREAT") == Permission(
+        True, False
+    )
+    with pytest.raises(errors.InvalidGrantError, match="needs a study key"):
+        client.set_exclusion(ALL_STUDIES)
+    client.set_exclusion(STUDY, excluded=False)
+    assert client.is_permitted(patient.address, doctor.address, STUDY, "TREAT").permitted
 
 
 @pytest.mark.parametrize(
@@ -165,15 +217,26 @@ def test_chain_side_errors_are_typed_and_send_nothing(clean_chain: LocalChain) -
     now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
     before = _tx_count(clean_chain, 1)
 
-    with pytest.raises(errors.GrantNotFoundError) as missing:
-        client.revoke(doctor.address, STUDY)
     with pytest.raises(errors.InvalidGrantError, match="after the current block time"):
         client.grant(doctor.address, STUDY, ["TREAT"], identified=True, expires_at=now - 10)
     with pytest.raises(errors.InvalidDelegateError):
-        client.set_delegate(clean_chain.accounts[1].address)
+        client.set_delegate(clean_chain.accounts[1].address, expires_at=now + 3600)
 
-    assert missing.value.tx_hash is None
     assert _tx_count(clean_chain, 1) == before
+
+
+def test_revoke_without_grant_leaves_a_tombstone(clean_chain: LocalChain) -> None:
+    suite = _suite(clean_chain)
+    patient, doctor = clean_chain.accounts[1], clean_chain.accounts[2]
+    client = _client(clean_chain, suite, 1)
+
+    receipt = client.revoke(doctor.address, STUDY)
+
+    slot = suite.consent.get_grant(patient.address, doctor.address, STUDY)
+    assert receipt.status == 1
+    assert client.get_grant(patient.address, doctor.address, STUDY) is None
+    assert slot.purposes == 0
+    assert slot.issued_at > 0
 
 
 def test_read_only_client_refuses_to_send(clean_chain: LocalChain) -> None:

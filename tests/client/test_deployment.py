@@ -10,7 +10,7 @@ import pytest
 from imaging_consent import errors
 from imaging_consent.chain import LocalChain
 from imaging_consent.contracts.binding import role_id
-from imaging_consent.contracts.deployment import deploy, load, sender_for
+from imaging_consent.contracts.deployment import appoint, deploy, load, sender_for
 from imaging_consent.contracts.manifest import Manifest, manifest_path
 
 
@@ -21,7 +21,7 @@ def test_deploy_writes_manifest_and_grants_roles(clean_chain: LocalChain, tmp_pa
     suite = deploy(
         clean_chain.session,
         sender,
-        sites=[site.address],
+        sites=[admin.address, site.address],
         gateways=[gateway.address],
         emergency=[doctor.address],
         out_dir=tmp_path,
@@ -31,11 +31,61 @@ def test_deploy_writes_manifest_and_grants_roles(clean_chain: LocalChain, tmp_pa
     assert written == suite.manifest
     assert list(written.contracts) == ["ConsentRegistry", "StudyRegistry", "AccessLog"]
     assert written.deployer == admin.address
+    assert [(r.contract, r.role, r.account, r.by) for r in written.roles] == [
+        ("StudyRegistry", "SITE_ROLE", admin.address, admin.address),
+        ("StudyRegistry", "SITE_ROLE", site.address, admin.address),
+        ("AccessLog", "GATEWAY", gateway.address, admin.address),
+        ("AccessLog", "EMERGENCY", doctor.address, admin.address),
+    ]
     assert suite.studies.functions.hasRole(role_id("SITE_ROLE"), site.address).call()
-    assert suite.access_log.functions.hasRole(role_id("GATEWAY_ROLE"), gateway.address).call()
-    assert suite.access_log.functions.hasRole(role_id("EMERGENCY_ROLE"), doctor.address).call()
+    assert suite.access_log.site_of(gateway.address) == admin.address
+    assert suite.access_log.is_emergency_clinician(admin.address, doctor.address)
+    assert not suite.access_log.is_emergency_clinician(site.address, doctor.address)
     assert suite.access_log.functions.consentRegistry().call() == suite.consent.address
-    assert suite.consent.functions.eip712Domain().call()[1] == "ConsentRegistry"
+    assert suite.consent.functions.eip712Domain().call()[1:3] == ["ConsentRegistry", "2"]
+
+
+def test_deploy_appointments_need_the_deployer_as_site(clean_chain: LocalChain) -> None:
+    admin, site, gateway = clean_chain.accounts[:3]
+    before = clean_chain.session.w3.eth.get_transaction_count(admin.address)
+
+    with pytest.raises(ValueError, match="appointed by their site"):
+        deploy(
+            clean_chain.session,
+            sender_for(clean_chain.session, admin),
+            sites=[site.address],
+            gateways=[gateway.address],
+            out_dir=None,
+        )
+
+    assert clean_chain.session.w3.eth.get_transaction_count(admin.address) == before
+
+
+def test_site_appoints_its_own_gateway_and_clinician(clean_chain: LocalChain) -> None:
+    admin, site, gateway, doctor, stranger = clean_chain.accounts[:5]
+    suite = deploy(
+        clean_chain.session, sender_for(clean_chain.session, admin), sites=[site.address],
+        out_dir=None,
+    )  # fmt: skip
+
+    done = appoint(
+        suite.access_log,
+        sender_for(clean_chain.session, site),
+        gateways=[gateway.address],
+        emergency=[doctor.address],
+    )
+
+    assert [(r.role, r.account, r.by) for r in done] == [
+        ("GATEWAY", gateway.address, site.address),
+        ("EMERGENCY", doctor.address, site.address),
+    ]
+    assert suite.access_log.site_of(gateway.address) == site.address
+    assert suite.access_log.is_emergency_clinician(site.address, doctor.address)
+    with pytest.raises(errors.MissingRoleError, match="is not a site"):
+        appoint(
+            suite.access_log, sender_for(clean_chain.session, stranger), gateways=[doctor.address]
+        )
+    assert suite.access_log.site_of(doctor.address) is None
 
 
 def test_load_round_trip(clean_chain: LocalChain, tmp_path: Path) -> None:

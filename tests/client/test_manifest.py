@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from imaging_consent.errors import ContractError, ManifestError
 from imaging_consent.contracts.manifest import (
     CompilerSettings,
     DeployedContract,
@@ -15,6 +14,7 @@ from imaging_consent.contracts.manifest import (
     RoleGrant,
     manifest_path,
 )
+from imaging_consent.errors import ContractError, ManifestError
 
 A = "0x66aB6D9362d4F35596279692F0251Db635165871"
 B = "0x3194cBDC3dbcd3E11a07892e7bA5c3394048Cc87"
@@ -28,7 +28,7 @@ def _manifest() -> Manifest:
         deployed_at="2026-11-28T12:44:54Z",
         compiler=CompilerSettings("0.8.37+commit.f401782d", "shanghai", True, 10000, False),
         contracts={"ConsentRegistry": DeployedContract(B, "0x" + "ab" * 32, 1)},  # type: ignore[arg-type]
-        roles=(RoleGrant("StudyRegistry", "SITE_ROLE", A),),  # type: ignore[arg-type]
+        roles=(RoleGrant("StudyRegistry", "SITE_ROLE", A, A),),  # type: ignore[arg-type]
     )
 
 
@@ -53,7 +53,7 @@ def test_manifest_address_names_missing_contract() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(schema=2), "schema"),
+        (lambda d: d.update(schema=1), "schema"),
         (lambda d: d.update(deployer=A.lower()), "checksummed"),
         (lambda d: d.update(extra=1), "unknown keys"),
         (lambda d: d.pop("blockNumber"), "missing keys"),

@@ -95,7 +95,7 @@ def test_pip_install_then_quickstart(tmp_path: Path) -> None:
     assert lines[0].startswith(f"chain {chain.chain_id}, ConsentRegistry 0x")
     assert any(line.startswith("granted TREAT") for line in lines)
     assert any(line.startswith("revoked in block") for line in lines)
-    assert any(line.startswith("relayed signed grant (nonce 0)") for line in lines)
+    assert any(line.startswith("relayed signed grant (issued at ") for line in lines)
     assert "is_permitted HRESCH: True (identified: False)" in lines
     assert "history: granted, revoked, granted" in lines
     assert f"current grant to {grantee.address}: HRESCH, identified=False" in lines

@@ -35,6 +35,7 @@ from release_samples import (
 
 from imaging_consent import errors
 from imaging_consent.access_log import AccessRecord
+from imaging_consent.access_log.break_glass import reason_commitment
 from imaging_consent.chain import ChainSession, LocalChain, TransactionSender
 from imaging_consent.consent import Purpose
 from imaging_consent.contracts.access_log import AccessLog
@@ -166,10 +167,11 @@ def test_register_study_registered_unchanged_updated(world: World, tmp_path: Pat
     assert first.study_key == study_key(PEPPER, CT_STUDY) and first.instance_count == 2
     assert again.action is RegistrationAction.UNCHANGED and again.tx_hash is None
     assert updated.action is RegistrationAction.UPDATED and updated.instance_count == 3
-    on_chain = world.suite.studies.functions.studyOf(first.study_key).call()
-    assert on_chain[0] == world.people.patient.address
-    assert on_chain[2] == updated.content_root and on_chain[3] == 3
-    assert world.suite.studies.functions.contentVersionOf(first.study_key).call() == 2
+    on_chain = world.suite.studies.study(world.people.site.address, first.study_key)
+    assert on_chain.patient == world.people.patient.address
+    assert on_chain.site == world.people.site.address
+    assert on_chain.content_root == updated.content_root and on_chain.instance_count == 3
+    assert world.suite.studies.content_version(world.people.site.address, first.study_key) == 2
 
 
 def test_register_study_other_patient_refused_nothing_sent(world: World) -> None:
@@ -202,7 +204,7 @@ def test_release_permitted_identified(world: World) -> None:
             inst.dataset.PatientName
             == pydicom.dcmread(world.store.path(inst.sop_instance_uid)).PatientName
         )
-        assert verify_released(world.suite, key, inst)
+        assert verify_released(world.suite, world.people.site.address, key, inst)
     granted = world.logs("AccessGranted", requestId=release.request_id)
     assert len(granted) == 1 and granted[0]["args"]["accessor"] == world.people.requester.address
     assert release.log_tx == "0x" + bytes(granted[0]["transactionHash"]).hex()
@@ -240,7 +242,7 @@ def test_release_permitted_deidentified(world: World) -> None:
         assert not [p for p, e in _walk(out) if e.tag.is_private]
         assert out.PatientIdentityRemoved == "YES"
         assert inst.sop_instance_uid == out.SOPInstanceUID != original.SOPInstanceUID
-        assert verify_released(world.suite, key, inst)
+        assert verify_released(world.suite, world.people.site.address, key, inst)
 
 
 def _original_uid(world: World, instance_key: bytes) -> str:
@@ -358,7 +360,7 @@ def test_release_series_level(world: World) -> None:
 
     assert [i.dataset.SeriesInstanceUID for i in release.instances] == [CT_SERIES_B]
     assert len(release.instances[0].proof) >= 1  # proven against the three-instance root
-    assert verify_released(world.suite, key, release.instances[0])
+    assert verify_released(world.suite, world.people.site.address, key, release.instances[0])
 
 
 def test_release_unregistered_study_typed_nothing_sent(world: World) -> None:
@@ -387,7 +389,7 @@ def test_release_compressed_and_multiframe_verify(
     assert release.identified is identified
     original = pydicom.dcmread(world.store.path(_stored_uid(world, study)))
     assert pydicom.dcmread(io.BytesIO(inst.to_bytes())).PixelData == original.PixelData
-    assert verify_released(world.suite, key, inst)
+    assert verify_released(world.suite, world.people.site.address, key, inst)
 
 
 def _stored_uid(world: World, study: str) -> str:
@@ -412,25 +414,33 @@ def test_break_glass_by_emergency_clinician(world: World) -> None:
     key = world.register(CT_STUDY)
     reason = "unconscious patient in the emergency room"
 
+    signed = world.gateway.break_glass_request(world.people.doctor, CT_STUDY, reason)
+
     release = world.gateway.release(
-        CT_STUDY, world.people.doctor.address, "TREAT", break_glass_reason=reason
+        CT_STUDY, world.people.doctor.address, "TREAT", break_glass=signed
     )
 
     assert release.break_glass and release.identified and release.purpose is Purpose.ETREAT
+    assert release.request_id == signed.request_id and release.site == world.people.site.address
     (event,) = world.logs("BreakGlassAccess", requestId=release.request_id)
-    assert event["args"]["reasonHash"] == keccak(reason.encode())
+    assert event["args"]["reasonCommitment"] == reason_commitment(PEPPER, reason)
+    assert event["args"]["reasonCommitment"] != keccak(reason.encode())
+    assert event["args"]["clinician"] == world.people.doctor.address
     assert event["args"]["patient"] == world.people.patient.address
-    assert all(verify_released(world.suite, key, inst) for inst in release.instances)
+    assert all(
+        verify_released(world.suite, world.people.site.address, key, inst)
+        for inst in release.instances
+    )
 
 
 def test_break_glass_refused_for_non_emergency(world: World) -> None:
     world.register(CT_STUDY)
     world.grant()  # even with consent, break-glass needs the role
 
+    signed = world.gateway.break_glass_request(world.people.requester, CT_STUDY, "urgent")
+
     with pytest.raises(errors.NotEmergencyError):
-        world.gateway.release(
-            CT_STUDY, world.people.requester.address, "TREAT", break_glass_reason="urgent"
-        )
+        world.gateway.release(CT_STUDY, world.people.requester.address, "TREAT", break_glass=signed)
 
     assert not world.logs("BreakGlassAccess") and not world.logs("AccessGranted")
     (anchor,) = world.logs("BatchAnchored")  # the refused attempt, permitted = false
@@ -504,10 +514,21 @@ def test_altered_released_instance_does_not_verify(world: World) -> None:
     forged = copy.deepcopy(inst.dataset)
     forged.PixelData = bytes(altered)
 
-    assert verify_released(world.suite, key, (inst.to_bytes(), inst.instance_key, inst.proof))
-    assert not verify_released(world.suite, key, (forged, inst.instance_key, inst.proof))
-    assert not verify_released(world.suite, key, replace(inst, raw=b"not dicom"))
-    assert not verify_released(world.suite, key, replace(inst, proof=inst.proof[::-1]))
+    assert verify_released(
+        world.suite,
+        world.people.site.address,
+        key,
+        (inst.to_bytes(), inst.instance_key, inst.proof),
+    )
+    assert not verify_released(
+        world.suite, world.people.site.address, key, (forged, inst.instance_key, inst.proof)
+    )
+    assert not verify_released(
+        world.suite, world.people.site.address, key, replace(inst, raw=b"not dicom")
+    )
+    assert not verify_released(
+        world.suite, world.people.site.address, key, replace(inst, proof=inst.proof[::-1])
+    )
 
 
 def test_write_release_verify_files_round_trip(world: World, tmp_path: Path) -> None:
@@ -567,20 +588,27 @@ def _free_port() -> int:
         return port
 
 
+def _gateway_then_dead(world: World, dead: Suite) -> ImageGateway:
+    """A gateway set up on the live chain whose contracts then answer from ``dead``."""
+    gateway = world.gateway_for(world.store)
+    gateway.suite = dead
+    return gateway
+
+
 def test_chain_unreachable_nothing_released(world: World) -> None:
     world.register(MR_STUDY)
     world.grant()
     dead = _dead_suite(world.suite, f"http://127.0.0.1:{_free_port()}", world.chain.chain_id)
     session = dead.session
-    gateway = ImageGateway(
-        dead, TransactionSender(session, world.people.gateway), world.store, PEPPER
-    )
 
+    with pytest.raises(errors.ChainUnavailableError):  # it cannot even learn its site
+        ImageGateway(dead, TransactionSender(session, world.people.gateway), world.store, PEPPER)
     with pytest.raises(errors.ChainUnavailableError):
-        gateway.release(MR_STUDY, world.people.requester.address, "TREAT")
+        _gateway_then_dead(world, dead).release(MR_STUDY, world.people.requester.address, "TREAT")
     with pytest.raises(errors.ChainUnavailableError):
         verify_released(
             dead,
+            world.people.site.address,
             study_key(PEPPER, MR_STUDY),
             (world.store.path(MR_UID).read_bytes(), bytes(32), ()),
         )
@@ -594,9 +622,7 @@ def test_chain_silent_times_out_nothing_released(world: World) -> None:
         listener.listen(8)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         dead = _dead_suite(world.suite, url, world.chain.chain_id, timeout=0.3)
-        gateway = ImageGateway(
-            dead, TransactionSender(dead.session, world.people.gateway), world.store, PEPPER
-        )
+        gateway = _gateway_then_dead(world, dead)
 
         with pytest.raises(errors.ChainUnavailableError):
             gateway.release(MR_STUDY, world.people.requester.address, "TREAT")
@@ -660,7 +686,11 @@ def test_batched_release_outbox_then_anchor(world: World, tmp_path: Path) -> Non
         record = AccessRecord.from_json(entry.record)
         assert record.permitted is permitted and record.study_key == key
         assert log.recordLeaf(record.as_tuple()).call() == entry.leaf == record.leaf()
-        assert log.verifyRecord(anchor["args"]["root"], entry.leaf, proof).call()
+        root, gateway_address = anchor["args"]["root"], world.people.gateway.address
+        assert log.verifyRecord(root, gateway_address, record.as_tuple(), proof).call()
+        assert not log.verifyRecord(
+            root, world.people.stranger.address, record.as_tuple(), proof
+        ).call()
     gateway.close()
 
 
@@ -668,9 +698,9 @@ def test_batched_break_glass_is_sync(world: World, tmp_path: Path) -> None:
     world.register(MR_STUDY)
     gateway = world.gateway_for(world.store, log_mode="batched", outbox_path=tmp_path / "ob.db")
 
-    release = gateway.release(
-        MR_STUDY, world.people.doctor.address, "ETREAT", break_glass_reason="x"
-    )
+    signed = gateway.break_glass_request(world.people.doctor, MR_STUDY, "x")
+
+    release = gateway.release(MR_STUDY, world.people.doctor.address, "ETREAT", break_glass=signed)
 
     assert release.log_tx is not None and not release.batch_request_logged
     assert len(world.logs("BreakGlassAccess", requestId=release.request_id)) == 1

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from release_samples import CT_STUDY, Actors, actors, build_ct_study, grant
 
+from imaging_consent.access_log import AccessRecord
 from imaging_consent.chain import LocalChain
-from imaging_consent.contracts.deployment import Suite, deploy, sender_for
+from imaging_consent.contracts.deployment import Suite, appoint, deploy, sender_for
 from imaging_consent.contracts.manifest import manifest_path
 from imaging_consent.dicom import SitePepper
 from imaging_consent.gateway import ImageGateway, LogMode
@@ -83,8 +84,12 @@ def deployed(
         ganache.session,
         sender_for(ganache.session, people.admin),
         sites=[people.site.address],
-        gateways=[people.gateway.address],
         out_dir=out,
+    )
+    appoint(
+        suite.access_log,
+        sender_for(ganache.session, people.site),
+        gateways=[people.gateway.address],
     )
     return suite, manifest_path(out, ganache.chain_id)
 
@@ -176,6 +181,9 @@ def test_outbox_survives_sigkill(
     assert found is not None
     batch, proof = found
     (entry,) = [e for e in gateway.outbox.entries() if e.request_id == request_id]  # type: ignore[union-attr]
-    assert suite.access_log.functions.verifyRecord(batch.root, entry.leaf, proof).call()
+    record = AccessRecord.from_json(entry.record).as_tuple()
+    assert suite.access_log.functions.verifyRecord(
+        batch.root, people.gateway.address, record, proof
+    ).call()
     assert batch.root == new[0]["args"]["root"] and batch.count == 1
     gateway.close()

@@ -8,7 +8,12 @@ from eth_account.messages import encode_typed_data
 
 from imaging_consent import errors
 from imaging_consent.chain import LocalChain
-from imaging_consent.consent import ConsentClient, Purpose, SignedConsent
+from imaging_consent.consent import (
+    DEFAULT_SIGNATURE_LIFETIME,
+    ConsentClient,
+    Purpose,
+    SignedConsent,
+)
 from imaging_consent.contracts.deployment import Suite, deploy, sender_for
 
 STUDY = bytes.fromhex("33" * 32)
@@ -34,6 +39,7 @@ def test_typed_data_uses_chain_domain_and_signature_recovers(clean_chain: LocalC
     fields, name, version, chain_id, verifying, _salt, _ext = (
         suite.consent.functions.eip712Domain().call()
     )
+    now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
 
     signed = client.sign_grant(
         patient.address, doctor.address, STUDY, ["TREAT", "HRESCH"], identified=False,
@@ -42,6 +48,7 @@ def test_typed_data_uses_chain_domain_and_signature_recovers(clean_chain: LocalC
     data = signed.typed_data
 
     assert fields == b"\x0f"
+    assert version == "2"
     assert data["primaryType"] == "Grant"
     assert data["domain"] == {
         "name": name,
@@ -58,11 +65,12 @@ def test_typed_data_uses_chain_domain_and_signature_recovers(clean_chain: LocalC
     ]
     assert ",".join(f"{f['type']} {f['name']}" for f in data["types"]["Grant"]) == (
         "address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,"
-        "uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline"
+        "uint48 notBefore,uint48 expiresAt,uint48 issuedAt,uint256 deadline"
     )
     assert data["message"]["purposes"] == Purpose.TREAT.bit | Purpose.HRESCH.bit
     assert data["message"]["scope"] == "0x" + STUDY.hex()
-    assert data["message"]["nonce"] == 0
+    assert data["message"]["issuedAt"] == now
+    assert data["message"]["deadline"] == now + DEFAULT_SIGNATURE_LIFETIME
     recovered = Account.recover_message(
         encode_typed_data(full_message=data), signature=signed.signature
     )
@@ -74,7 +82,9 @@ def test_revoke_typed_data(clean_chain: LocalChain) -> None:
     _suite, client = _setup(clean_chain)
     patient, doctor = clean_chain.accounts[1], clean_chain.accounts[2]
 
-    unsigned = client.sign_revoke(patient.address, doctor.address, None, deadline=10**10)
+    now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
+
+    unsigned = client.sign_revoke(patient.address, doctor.address, None, deadline=now + 86400)
 
     assert unsigned.signature is None
     assert unsigned.typed_data["primaryType"] == "Revoke"
@@ -82,10 +92,11 @@ def test_revoke_typed_data(clean_chain: LocalChain) -> None:
         "patient",
         "grantee",
         "scope",
-        "nonce",
+        "issuedAt",
         "deadline",
     ]
-    assert unsigned.deadline == 10**10
+    assert unsigned.deadline == now + 86400
+    assert unsigned.issued_at == now
 
 
 def test_relay_grant_and_revoke_patient_pays_nothing(clean_chain: LocalChain) -> None:
@@ -107,7 +118,7 @@ def test_relay_grant_and_revoke_patient_pays_nothing(clean_chain: LocalChain) ->
     client.relay_revoke(revoke)
 
     assert permitted.permitted
-    assert revoke.nonce == 1
+    assert revoke.issued_at >= grant.issued_at
     assert client.get_grant(patient.address, doctor.address, STUDY) is None
     assert w3.eth.get_balance(patient.address) == balance
     assert w3.eth.get_transaction_count(patient.address) == 0
@@ -144,12 +155,12 @@ def test_relay_replayed_is_typed_and_sends_nothing(clean_chain: LocalChain) -> N
     client.relay_grant(signed)
     before = _counts(clean_chain)
 
-    with pytest.raises(errors.InvalidSignatureError, match="already used"):
+    with pytest.raises(errors.SupersededSignatureError, match="superseded"):
         client.relay_grant(signed)
-    with pytest.raises(errors.InvalidSignatureError) as on_chain:
+    with pytest.raises(errors.SupersededSignatureError) as on_chain:
         client.relay_grant(signed, check=False)
 
-    assert on_chain.value.error_name == "ConsentRegistryInvalidSigner"
+    assert on_chain.value.error_name == "ConsentRegistrySupersededSignature"
     assert _counts(clean_chain) == before
 
 
@@ -204,3 +215,67 @@ def test_relay_tampered_message_is_refused(clean_chain: LocalChain) -> None:
         client.relay_grant(tampered)
 
     assert _counts(clean_chain) == before
+
+
+def test_cancel_voids_outstanding_grant_signatures(clean_chain: LocalChain) -> None:
+    suite, client = _setup(clean_chain)
+    patient, doctor, nurse = (clean_chain.accounts[i] for i in (1, 2, 4))
+    patient_client = ConsentClient(suite, sender_for(clean_chain.session, patient))
+    to_doctor = client.sign_grant(
+        patient.address, doctor.address, STUDY, ["TREAT"], identified=True, key=patient
+    )
+    to_nurse = client.sign_grant(
+        patient.address, nurse.address, STUDY, ["TREAT"], identified=True, key=patient
+    )
+    clean_chain.mine()
+
+    client.relay_cancel(client.sign_cancel(patient.address, doctor.address, STUDY, key=patient))
+    patient_client.cancel_signatures(nurse.address, STUDY)
+    before = _counts(clean_chain)
+
+    with pytest.raises(errors.SupersededSignatureError):
+        client.relay_grant(to_doctor)
+    with pytest.raises(errors.SupersededSignatureError):
+        client.relay_grant(to_nurse, check=False)
+    assert _counts(clean_chain)[0] == before[0]
+    assert not client.is_permitted(patient.address, doctor.address, STUDY, "TREAT").permitted
+    assert not client.is_permitted(patient.address, nurse.address, STUDY, "TREAT").permitted
+
+
+def test_signature_lifetime_and_future_issue_are_refused(clean_chain: LocalChain) -> None:
+    _suite, client = _setup(clean_chain)
+    patient, doctor = clean_chain.accounts[1], clean_chain.accounts[2]
+    now = clean_chain.session.w3.eth.get_block("latest")["timestamp"]
+    future = client.sign_grant(
+        patient.address, doctor.address, STUDY, ["TREAT"], identified=True, key=patient,
+        issued_at=now + 3600,
+    )  # fmt: skip
+    before = _counts(clean_chain)
+
+    with pytest.raises(errors.InvalidSignatureError, match="at most 30 days"):
+        client.sign_grant(
+            patient.address, doctor.address, STUDY, ["TREAT"], identified=True, key=patient,
+            deadline=now + 31 * 86400,
+        )  # fmt: skip
+    with pytest.raises(errors.InvalidSignatureError, match="after the latest block"):
+        client.relay_grant(future)
+    with pytest.raises(errors.InvalidSignatureError) as on_chain:
+        client.relay_grant(future, check=False)
+
+    assert on_chain.value.error_name == "ConsentRegistrySignatureFromFuture"
+    assert _counts(clean_chain) == before
+
+
+def test_revoke_signature_never_revokes_a_later_grant(clean_chain: LocalChain) -> None:
+    suite, client = _setup(clean_chain)
+    patient, doctor = clean_chain.accounts[1], clean_chain.accounts[2]
+    patient_client = ConsentClient(suite, sender_for(clean_chain.session, patient))
+    old_revoke = client.sign_revoke(patient.address, doctor.address, STUDY, key=patient)
+    clean_chain.increase_time(5)
+    patient_client.grant(doctor.address, STUDY, ["TREAT"], identified=True)
+
+    receipt = client.relay_revoke(old_revoke)
+
+    superseded = suite.consent.events.SignatureSuperseded().process_receipt(receipt.raw)
+    assert len(superseded) == 1
+    assert client.is_permitted(patient.address, doctor.address, STUDY, "TREAT").permitted

@@ -2,7 +2,7 @@
 
 ``scripts/deploy.py`` (brownie) writes it, and so does any plain-web3 deployment: both build a
 :class:`Manifest` and call :meth:`Manifest.write`. Readers call :meth:`Manifest.read`. The JSON
-schema (version 1) is documented in docs/deployments.md; keys are camelCase, addresses
+schema (version 2) is documented in docs/deployments.md; keys are camelCase, addresses
 EIP-55 checksummed, and unknown keys are rejected so that a typo never passes silently.
 """
 
