@@ -166,16 +166,22 @@ def test_scripted_session(session: Session) -> None:
         "IMAGING_CONSENT_KEYSTORE_PASSWORD": PASSWORD,
     }
 
-    # An operator deploys, with the gateway and emergency roles; the admin then adds a site.
-    deployed = s.run(
-        "deploy", "--gateway", s.address(GATEWAY), "--emergency", s.address(EMERGENCY), key=ADMIN
-    )
+    # An operator deploys and is also the first site; the site appoints its own gateway and
+    # emergency clinician (an account that is not a site cannot).
+    deployed = s.run("deploy", "--site", s.address(ADMIN), key=ADMIN)
     assert deployed.returncode == 0, deployed.stderr
     assert (s.root / "deployments" / "1337.json").is_file()
-    assert "GATEWAY_ROLE" in deployed.stdout and "EMERGENCY_ROLE" in deployed.stdout
-    granted_role = s.run("site", "grant-role", "site", s.address(ADMIN), key=ADMIN)
-    assert granted_role.returncode == 0, granted_role.stderr
-    assert "granted SITE_ROLE" in granted_role.stdout
+    assert "granted SITE_ROLE" in deployed.stdout
+    appointed = s.run("site", "grant-role", "GATEWAY", s.address(GATEWAY), key=ADMIN)
+    assert appointed.returncode == 0, appointed.stderr
+    assert f"granted GATEWAY_ROLE for site {s.address(ADMIN)}" in appointed.stdout
+    clinician = s.run("site", "grant-role", "emergency", s.address(EMERGENCY), key=ADMIN)
+    assert clinician.returncode == 0, clinician.stderr
+    assert "granted EMERGENCY_ROLE" in clinician.stdout
+    again = s.run("site", "grant-role", "GATEWAY", s.address(GATEWAY), key=ADMIN)
+    assert again.returncode == 0 and "already has GATEWAY_ROLE" in again.stdout
+    not_a_site = s.run("site", "grant-role", "GATEWAY", s.address(RELAYER), key=RELAYER)
+    assert_one_error_line(not_a_site, "is not a site")
 
     # The site registers its folder for the patient (the pepper is never printed).
     registered = s.run("site", "register", str(s.root / "studies"), "--patient", patient, key=ADMIN)
@@ -261,14 +267,35 @@ def test_scripted_session(session: Session) -> None:
     assert not out2.exists()
     assert not list((s.root / "received").glob(".fetch-*"))
 
-    # An emergency clinician breaks the glass.
-    glass = s.run(
+    # An emergency clinician breaks the glass, signing the request with their own key; the
+    # gateway key alone cannot.
+    medic_keystore = write_keystore(
+        s.chain.accounts[EMERGENCY], s.root / "medic.json", PASSWORD, iterations=2**12
+    )
+    medic_env = {**s.as_key(GATEWAY), "IMAGING_CONSENT_REQUESTER_KEYSTORE_PASSWORD": PASSWORD}
+    unsigned = s.run(
         "fetch", s.ct_uid, "--purpose", "ETREAT", "--as", s.address(EMERGENCY),
-        "--break-glass", "unconscious patient in the ED", "--out", str(s.root / "received" / "er"),
+        "--break-glass", "unconscious patient in the ED", "--out", str(s.root / "received" / "x"),
         key=GATEWAY,
+    )  # fmt: skip
+    assert unsigned.returncode == 2 and "--requester-keystore" in unsigned.stderr
+    glass = s.run(
+        "fetch", s.ct_uid, "--purpose", "ETREAT", "--requester-keystore", str(medic_keystore),
+        "--break-glass", "unconscious patient in the ED", "--out", str(s.root / "received" / "er"),
+        env=medic_env,
     )  # fmt: skip
     assert glass.returncode == 0, glass.stderr
     assert "BREAK-GLASS" in glass.stdout
+
+    # The patient appoints a guardian until a date, then removes them.
+    guardian = s.run("consent", "delegate", s.address(RELAYER), env=patient_env)
+    assert guardian.returncode == 2 and "--expires" in guardian.stderr
+    guardian = s.run("consent", "delegate", s.address(RELAYER), "--expires", "90d", env=patient_env)
+    assert guardian.returncode == 0, guardian.stderr
+    assert "appointed delegate" in guardian.stdout
+    removed = s.run("consent", "delegate", s.address(RELAYER), "--remove", env=patient_env)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed delegate" in removed.stdout
 
     # The patient's audit trail shows every event, newest first.
     audit = s.run("audit", "--patient", patient)

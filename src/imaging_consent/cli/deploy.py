@@ -27,17 +27,22 @@ def deploy_command(
     gateway: Annotated[
         list[str] | None,
         typer.Option(
-            "--gateway", help="Grant GATEWAY_ROLE (AccessLog) to this address. Repeatable."
+            "--gateway",
+            help="Appoint this gateway for the signer's own site (the signer must be one of "
+            "--site). Repeatable.",
         ),
     ] = None,
     emergency: Annotated[
         list[str] | None,
         typer.Option(
-            "--emergency", help="Grant EMERGENCY_ROLE (AccessLog) to this address. Repeatable."
+            "--emergency",
+            help="Appoint this emergency clinician for the signer's own site (the signer must "
+            "be one of --site). Repeatable.",
         ),
     ] = None,
 ) -> None:
-    """Deploy ConsentRegistry, StudyRegistry and AccessLog; the signer becomes their admin."""
+    """Deploy ConsentRegistry, StudyRegistry and AccessLog; the signer becomes StudyRegistry's
+    admin. Other sites appoint their own gateways later (`site grant-role GATEWAY`)."""
     sites = [address(a, "--site") for a in site or []]
     gateways = [address(a, "--gateway") for a in gateway or []]
     emergencies = [address(a, "--emergency") for a in emergency or []]
