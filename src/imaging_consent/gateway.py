@@ -35,6 +35,7 @@ from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import SitePepper, release_secret, study_key
 from imaging_consent.errors import (
     ConsentDeniedError,
+    ContractRevertedError,
     DicomError,
     IntegrityError,
     InvalidSignatureError,
@@ -187,7 +188,8 @@ class ImageGateway:
             StudyNotRegisteredError: If this gateway's site has no such study.
             NotEmergencyError: If a break-glass requester is not the site's emergency clinician.
             InvalidSignatureError: If a break-glass request is not the requester's own for
-                this study and site, or has expired.
+                this study and site, or has expired, or its request id was used before.
+            BreakGlassLimitError: If the clinician has used up the break-glass window.
             IntegrityError: If the images do not match the content root or cannot be read.
             StoreError: If the store does not have the study or series.
             DeidentificationError: If they cannot be de-identified safely (burned-in text).
@@ -219,7 +221,7 @@ class ImageGateway:
             )
         instances = self._verified(request, study_uid, series_uid, decision)
         if break_glass is not None:
-            log_tx: str | None = self.recorder.record_break_glass(request, break_glass)
+            log_tx: str | None = self._record_break_glass(request, break_glass)
         else:
             log_tx = self.recorder.record_release(request)
         how = "identified" if decision.identified else "de-identified"
@@ -278,6 +280,13 @@ class ImageGateway:
             self.recorder.record_refusal(request, type(exc).__name__)
             raise
         return AccessDecision(study.patient, study.content_root, True, True)
+
+    def _record_break_glass(self, request: AccessRequest, signed: BreakGlass) -> str:
+        try:
+            return self.recorder.record_break_glass(request, signed)
+        except ContractRevertedError as exc:  # the chain refused it (replay, limit, ...)
+            self.recorder.record_refusal(request, type(exc).__name__)
+            raise
 
     def _verified(
         self,
