@@ -74,6 +74,20 @@ TARGETS: list[tuple[str, str, float, Callable[[dict[str, Any]], Any], str]] = [
         "max",
     ),
     (
+        "Anvil: is_permitted p50 / bare HTTP eth_call p50",
+        "x",
+        1.3,
+        lambda r: _get(r, "latency", "anvil", "hot_path", "is_permitted_ratio"),
+        "max",
+    ),
+    (
+        "Anvil: release CT_small batched p50 / its floor",
+        "x",
+        1.3,
+        lambda r: _get(r, "latency", "anvil", "hot_path", "release_batched_ratio"),
+        "max",
+    ),
+    (
         "Ganache: is_permitted p50",
         "ms",
         8,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from imaging_consent.errors import ContractError, ManifestError
 from imaging_consent.contracts.manifest import (
     CompilerSettings,
     DeployedContract,
@@ -15,6 +14,7 @@ from imaging_consent.contracts.manifest import (
     RoleGrant,
     manifest_path,
 )
+from imaging_consent.errors import ContractError, ManifestError
 
 A = "0x66aB6D9362d4F35596279692F0251Db635165871"
 B = "0x3194cBDC3dbcd3E11a07892e7bA5c3394048Cc87"

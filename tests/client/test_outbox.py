@@ -7,8 +7,8 @@ from pathlib import Path
 
 from eth_hash.auto import keccak
 
-from imaging_consent.provenance.merkle import verify_proof
 from imaging_consent.access_log.outbox import Batch, Outbox, flush
+from imaging_consent.provenance.merkle import verify_proof
 
 
 def _add(outbox: Outbox, n: int, start: int = 0) -> list[bytes]:
