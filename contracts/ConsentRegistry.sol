@@ -93,7 +93,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     ) external {
         if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
         Grant memory g = Grant(purposes, identified, notBefore, expiresAt);
-        _checkSignature(patient, _grantStructHash(patient, grantee, scope, g, deadline), signature);
+        _checkSignature(patient, _useNonceAndHashGrant(patient, grantee, scope, g, deadline), signature);
         _grant(patient, grantee, scope, g);
     }
 
@@ -106,9 +106,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         bytes calldata signature
     ) external {
         if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
-        bytes32 structHash =
-            keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, scope, _useNonce(patient), deadline));
-        _checkSignature(patient, structHash, signature);
+        _checkSignature(patient, _useNonceAndHashRevoke(patient, grantee, scope, deadline), signature);
         _revoke(patient, grantee, scope);
     }
 
@@ -183,11 +181,17 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         }
     }
 
-    /// @dev Consumes the patient's nonce. Kept apart from `grantBySig` to stay within the stack.
-    function _grantStructHash(address patient, address grantee, bytes32 scope, Grant memory g, uint256 deadline)
-        internal
-        returns (bytes32)
-    {
+    /// @dev Consumes the patient's current nonce and returns the EIP-712 struct hash of the `Grant`
+    /// message that carries it. A message signed over any other nonce then fails the signature
+    /// check, so a signature is accepted at most once. Kept apart from `grantBySig` to stay within
+    /// the stack.
+    function _useNonceAndHashGrant(
+        address patient,
+        address grantee,
+        bytes32 scope,
+        Grant memory g,
+        uint256 deadline
+    ) internal returns (bytes32) {
         return keccak256(
             abi.encode(
                 GRANT_TYPEHASH,
@@ -202,6 +206,14 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
                 deadline
             )
         );
+    }
+
+    /// @dev As `_useNonceAndHashGrant`, for the `Revoke` message.
+    function _useNonceAndHashRevoke(address patient, address grantee, bytes32 scope, uint256 deadline)
+        internal
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, scope, _useNonce(patient), deadline));
     }
 
     function _permits(Grant storage g, uint32 bit) internal view returns (bool permitted, bool identified) {

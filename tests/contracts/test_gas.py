@@ -18,7 +18,7 @@ EXPECTED = {
     "is_permitted": 6_184,
     "is_permitted_study": 3_516,
     "revoke": 24_960,
-    "revoke_by_sig": 36_713,
+    "revoke_by_sig": 36_758,
     "revoke_for": 27_698,
     "set_delegate": 46_141,
 }
