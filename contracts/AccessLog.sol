@@ -121,7 +121,7 @@ contract AccessLog is IAccessLog, AccessControl {
             patient := mload(0x00)
             if shr(160, patient) { revert(0x00, 0x00) }
         }
-        if (patient == address(0)) revert AccessLogUnknownStudy(studyKey);
+        if (patient == address(0)) revert IStudyRegistry.StudyRegistryUnknownStudy(studyKey);
     }
 
     /// @dev The `permitted` half of `ConsentRegistry.isPermitted(patient, accessor, studyKey,
