@@ -158,22 +158,15 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
 
     /// @dev Accepts a 65-byte ECDSA signature by `patient` (OpenZeppelin `ECDSA.tryRecover`: low-s
     /// only, v 27 or 28), otherwise asks `patient` as an EIP-1271 wallet (OpenZeppelin
-    /// `SignatureChecker.isValidERC1271SignatureNow`). Trying ECDSA first, with r, s and v read
-    /// straight from calldata, skips the cold EXTCODESIZE (2,600 gas) of
-    /// `SignatureChecker.isValidSignatureNow` on the common EOA path. No contract address has a
-    /// known private key, so this accepts exactly what the code-size dispatch accepts.
+    /// `SignatureChecker.isValidERC1271SignatureNow`). Trying ECDSA first skips the cold
+    /// EXTCODESIZE (2,600 gas) of `SignatureChecker.isValidSignatureNow` on the common EOA path.
+    /// No contract address has a known private key, so this accepts exactly what the code-size
+    /// dispatch accepts. Reading r, s and v from calldata in assembly instead of letting
+    /// `tryRecover` copy the signature to memory saved only 261 gas, so it is not done.
     function _checkSignature(address patient, bytes32 structHash, bytes calldata signature) internal view {
         bytes32 digest = _hashTypedDataV4(structHash);
         if (signature.length == 65) {
-            bytes32 r;
-            bytes32 s;
-            uint8 v;
-            assembly ("memory-safe") {
-                r := calldataload(signature.offset)
-                s := calldataload(add(signature.offset, 0x20))
-                v := byte(0, calldataload(add(signature.offset, 0x40)))
-            }
-            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
             if (err == ECDSA.RecoverError.NoError && recovered == patient) return;
         }
         if (!SignatureChecker.isValidERC1271SignatureNow(patient, digest, signature)) {
