@@ -26,6 +26,7 @@ contract AccessLog is IAccessLog, AccessControl {
     IConsentRegistry private immutable _consentRegistry;
     IStudyRegistry private immutable _studyRegistry;
 
+    /// @notice Deploys the log, wired for good to one ConsentRegistry and one StudyRegistry.
     /// @param consentRegistry_ The ConsentRegistry asked on every access.
     /// @param studyRegistry_ The StudyRegistry that maps study keys to patients.
     /// @param admin Receives `DEFAULT_ADMIN_ROLE`, and so may grant and revoke the other roles.

@@ -16,16 +16,25 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     /// @notice The scope meaning "all of the patient's studies".
     bytes32 public constant ALL_STUDIES = bytes32(0);
 
+    /// @notice The purpose bits a grant may set; any other bit is reserved and rejected.
     /// @dev Bits 0..6: TREAT, ETREAT, HRESCH, PATRQT, HPAYMT, HOPERAT, PUBHLTH.
     uint32 public constant KNOWN_PURPOSES = (1 << 7) - 1;
 
+    // The EIP-712 type strings are fixed by the signed format (the Python client signs the same
+    // types) and are hashed at compile time, so their length costs no gas at run time.
+    /* solhint-disable gas-small-strings */
+
+    /// @notice EIP-712 type hash of the `Grant` message that `grantBySig` accepts.
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,"
         "uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline)"
     );
 
+    /// @notice EIP-712 type hash of the `Revoke` message that `revokeBySig` accepts.
     bytes32 public constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,bytes32 scope,uint256 nonce,uint256 deadline)");
+
+    /* solhint-enable gas-small-strings */
 
     mapping(bytes32 grantId => Grant) private _grants;
     mapping(address patient => mapping(address delegate => bool)) private _delegates;
@@ -35,6 +44,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         _;
     }
 
+    /// @notice Deploys the registry under the EIP-712 domain ("ConsentRegistry", "1").
     constructor() EIP712("ConsentRegistry", "1") {}
 
     /// @inheritdoc IConsentRegistry

@@ -53,11 +53,15 @@ interface IConsentRegistry {
     /// @param scope The study key, or `ALL_STUDIES`, of the revoked grant.
     event ConsentRevoked(address indexed patient, address indexed grantee, bytes32 indexed scope);
 
+    // Not indexed on purpose: these fields are read with the event, never searched by, and
+    // indexing them would change the event ABI that the audit indexer decodes.
+    /* solhint-disable gas-indexed-events */
     /// @notice Emitted when a patient appoints or removes a delegate (guardian).
     /// @param patient The patient the delegate acts for.
     /// @param delegate The appointed or removed account.
     /// @param allowed True if appointed, false if removed.
     event DelegateSet(address indexed patient, address indexed delegate, bool allowed);
+    /* solhint-enable gas-indexed-events */
 
     /// @notice Thrown when a grant names the zero address as grantee.
     error ConsentRegistryZeroGrantee();

@@ -37,12 +37,16 @@ interface IStudyRegistry {
         uint32 instanceCount
     );
 
+    // Not indexed on purpose: these fields are read with the event, never searched by, and
+    // indexing them would change the event ABI that the audit indexer decodes.
+    /* solhint-disable gas-indexed-events */
     /// @notice Emitted when the registering site replaces a study's content root.
     /// @param studyKey Opaque key of the study.
     /// @param version The new version: 2 for the first update, then 3, ...
     /// @param contentRoot The new content root.
     /// @param instanceCount Number of instances under the new root.
     event ContentUpdated(bytes32 indexed studyKey, uint32 version, bytes32 contentRoot, uint32 instanceCount);
+    /* solhint-enable gas-indexed-events */
 
     /// @notice Thrown when registering the reserved key `bytes32(0)`.
     error StudyRegistryZeroStudyKey();
