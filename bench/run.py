@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = render(results)
     (args.out / "summary.md").write_text(summary, encoding="utf-8")
     if args.out.resolve() == BENCH and not args.quick:
-        for readme in (BENCH / "README.md", BENCH.parent / "README.md"):
-            splice_readme(readme, summary)
+        # Only bench/README.md: the top README shows gas once, generated from bench/gas.json.
+        splice_readme(BENCH / "README.md", summary)
     logger.info("wrote %s and %s", args.out / "results.json", args.out / "summary.md")
     return 0
 
