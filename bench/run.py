@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = render(results)
     (args.out / "summary.md").write_text(summary, encoding="utf-8")
     if args.out.resolve() == BENCH and not args.quick and set(sections) == set(SECTIONS):
+        # Only bench/README.md: the top README shows gas once, generated from bench/gas.json.
         splice_readme(BENCH / "README.md", summary)
     logger.info("wrote %s and %s", args.out / "results.json", args.out / "summary.md")
     return 0

@@ -81,10 +81,6 @@ _KNOWN: dict[str, tuple[type[errors.ContractRevertedError], _Formatter]] = {
         errors.StudyNotRegisteredError,
         lambda a: f"no study is registered under study key {_hex(a['studyKey'])}",
     ),
-    "AccessLogUnknownStudy": (
-        errors.StudyNotRegisteredError,
-        lambda a: f"no study is registered under study key {_hex(a['studyKey'])}",
-    ),
     "StudyRegistryStudyExists": (
         errors.StudyExistsError,
         lambda a: f"a study is already registered under study key {_hex(a['studyKey'])}",
