@@ -2,9 +2,8 @@
 
 import pytest
 from brownie import chain
-from eth_hash.auto import keccak
-
 from consent_values import ETREAT
+from eth_hash.auto import keccak
 
 from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.provenance.merkle import MerkleTree
