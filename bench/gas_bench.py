@@ -22,7 +22,8 @@ from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.chain import LocalChain, TransactionReceipt
 from imaging_consent.consent import ConsentClient, Purpose, purposes_mask
 from imaging_consent.contracts.artifacts import load_artifact
-from imaging_consent.contracts.deployment import role_id, sender_for
+from imaging_consent.contracts.binding import role_id
+from imaging_consent.contracts.deployment import sender_for
 from imaging_consent.provenance.merkle import MerkleTree
 
 __all__ = ["FLOORS", "Floor", "floor_gas", "run"]

@@ -3,8 +3,8 @@
 The series is generated once with pydicom into ``bench/.cache/`` (ignored by git) and reused.
 The release runs in a child process (``python -m bench.large_study --child``) so its peak
 resident memory is its own: the child reports ``ru_maxrss`` after the first release minus its
-resident set just before it. Time is split with timers wrapped around the gate's hashing
-(``pixel_hash``, ``dataset_pixel_hash``), parsing (``read_dicom``) and chain calls.
+resident set just before it. Time is split with the timers of :mod:`bench.instrument`, wrapped
+around the release's consent check, file loading, parsing, hashing, content tree and record.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
+
+from bench import instrument
 
 __all__ = ["generate_series", "run"]
 
@@ -68,31 +69,14 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-class _Timers:
-    """Accumulated seconds per label, around wrapped functions."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def wrap(self, label: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
-
-        return timed
-
-
 def _child(config: dict[str, Any]) -> dict[str, Any]:
     """Release the study ``config["runs"]`` times; report times, the split and peak memory."""
     from imaging_consent.chain import connect, dev_accounts
     from imaging_consent.consent import Purpose
     from imaging_consent.contracts.deployment import load, sender_for
-    from imaging_consent.dicom import SitePepper
     from imaging_consent.contracts.manifest import Manifest
-    from imaging_consent.release import ImageGateway, LogMode, gate, instances
+    from imaging_consent.dicom import SitePepper
+    from imaging_consent.gateway import ImageGateway, LogMode
     from imaging_consent.stores import FolderStore
 
     session = connect(config["rpc_url"], config["chain_id"])
@@ -102,15 +86,7 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
     requester = accounts[config["requester_index"]].address
     store = FolderStore(config["folder"])
     pepper = SitePepper(bytes.fromhex(config["pepper"]))
-    timers = _Timers()
-    instances.pixel_hash = timers.wrap("pixel_hash", instances.pixel_hash)  # type: ignore[attr-defined]
-    instances.dataset_pixel_hash = timers.wrap(  # type: ignore[attr-defined]
-        "dataset_pixel_hash", instances.dataset_pixel_hash
-    )
-    instances.read_dicom = timers.wrap("parse", instances.read_dicom)  # type: ignore[attr-defined]
-    gate.call = timers.wrap("chain_reads", gate.call)  # type: ignore[attr-defined]
     sender = sender_for(session, gateway_account)
-    sender.transact = timers.wrap("chain_record", sender.transact)  # type: ignore[method-assign]
     gateway = ImageGateway(suite, sender, store, pepper, log_mode=LogMode.SYNC)
 
     durations: list[float] = []
@@ -120,22 +96,23 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
     peak_after_first = 0
     released_bytes = 0
     sha_only = 0.0
-    for run in range(config["runs"]):
-        timers.seconds.clear()
-        start = time.perf_counter()
-        release = gateway.release(STUDY_UID, requester, Purpose.TREAT)
-        durations.append(time.perf_counter() - start)
-        splits.append(dict(timers.seconds))
-        if run == 0:
-            peak_after_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            released_bytes = sum(len(item.to_bytes()) for item in release.instances)
-            pixels = [item.dataset.PixelData for item in release.instances]
+    with instrument.release_timers() as timers:
+        for run in range(config["runs"]):
+            timers.clear()
             start = time.perf_counter()
-            for value in pixels:
-                hashlib.sha256(value).digest()
-            sha_only = time.perf_counter() - start
-            del pixels
-        del release
+            release = gateway.release(STUDY_UID, requester, Purpose.TREAT)
+            durations.append(time.perf_counter() - start)
+            splits.append(dict(timers.seconds))
+            if run == 0:
+                peak_after_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                released_bytes = sum(len(item.to_bytes()) for item in release.instances)
+                pixels = [item.dataset.PixelData for item in release.instances]
+                start = time.perf_counter()
+                for value in pixels:
+                    hashlib.sha256(value).digest()
+                sha_only = time.perf_counter() - start
+                del pixels
+            del release
     profile = None
     if config.get("profile"):
         from bench.profiling import hot_spots
@@ -167,7 +144,7 @@ def run(cache: Path, *, slices: int, runs: int, kind: str = "anvil") -> dict[str
     from imaging_consent.consent import ConsentClient, Purpose
     from imaging_consent.contracts.deployment import sender_for
     from imaging_consent.dicom import SitePepper
-    from imaging_consent.release import register_study
+    from imaging_consent.provenance import register_study
     from imaging_consent.stores import FolderStore
 
     start = time.perf_counter()
@@ -222,23 +199,23 @@ def run(cache: Path, *, slices: int, runs: int, kind: str = "anvil") -> dict[str
     median_s = statistics.median(child["durations_s"])
     first_split = child["splits_s"][0]
     first_total = child["durations_s"][0]
-    # The gate hashes each PixelData value twice (pixel_hash of the bytes read, then
-    # dataset_pixel_hash of the parsed dataset); sha256 alone is timed on the same values.
-    sha256 = 2 * child["sha256_only_s"]
-    wrapped_hash = first_split.get("pixel_hash", 0.0) + first_split.get("dataset_pixel_hash", 0.0)
-    parse = first_split.get("parse", 0.0)
-    chain_s = first_split.get("chain_reads", 0.0) + first_split.get("chain_record", 0.0)
+    # The release hashes each PixelData value once (the parsed value it releases); sha256
+    # alone is timed on the same values, so the wrapped hash minus it is the hash's own checks.
+    sha256 = child["sha256_only_s"]
+    parts = {k: v / 1000 for k, v in instrument.split(first_split, first_total).items()}
     split = {
         "total": round(first_total, 3),
-        "sha256 of the pixel bytes (twice)": round(sha256, 3),
-        "pixel_hash and dataset_pixel_hash besides sha256 (header parse, checks)": round(
-            wrapped_hash - sha256, 3
+        "sha256 of the pixel bytes (once)": round(sha256, 3),
+        "hashing besides sha256 (dataset_pixel_hash checks)": round(
+            parts["hashing_sha256"] - sha256, 3
         ),
-        "parse (read_dicom of the whole file)": round(parse, 3),
-        "chain (checkAccess call, recordAccess transaction)": round(chain_s, 3),
-        "rest (store index, file reads, Merkle tree, objects)": round(
-            first_total - wrapped_hash - parse - chain_s, 3
+        "parse (read_dicom of the whole file)": round(parts["of_which_parse"], 3),
+        "file reads and UID checks": round(parts["of_which_read_and_checks"], 3),
+        "content tree (instance keys, leaves, root, proofs)": round(parts["merkle"], 3),
+        "chain (checkAccess call, recordAccess transaction)": round(
+            parts["check_access_call"] + parts["record_tx"], 3
         ),
+        "rest (store index, objects, logging)": round(parts["other"], 3),
     }
     peak_increase = child["peak_rss_after_first_bytes"] - child["rss_before_bytes"]
     mb = study_bytes / 1e6

@@ -6,9 +6,13 @@ the plain-store baseline) compare like with like on a shared, noisy machine.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import sqlite3
+import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,14 +21,17 @@ import pydicom
 import requests
 
 from bench.common import CT_SMALL_STUDY, deploy_all, write_ct_small
+from bench.instrument import release_timers, split
 from bench.profiling import hot_spots
 from bench.proxy import CountingProxy
-from bench.stats import summarize, time_calls
+from bench.stats import summarize, time_calls, time_interleaved
+from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.chain import LocalChain, connect
 from imaging_consent.consent import ConsentClient, Purpose
 from imaging_consent.contracts.deployment import load, sender_for
 from imaging_consent.dicom import SitePepper, study_key
-from imaging_consent.release import ImageGateway, LogMode, register_study
+from imaging_consent.gateway import ImageGateway, LogMode
+from imaging_consent.provenance import register_study
 from imaging_consent.stores import FolderStore
 
 __all__ = ["run"]
@@ -35,11 +42,14 @@ CONCURRENCY = 8
 
 #: Functions of the release path whose cumulative time the profiles report.
 RELEASE_PARTS = (
-    "_check",
-    "_verified_instances",
+    "check_access_confirmed",
+    "raw_call",
+    "verified_instances",
     "load_instance",
-    "_record_access_sync",
-    "_add_to_outbox",
+    "read_dicom",
+    "dataset_pixel_hash",
+    "record_release",
+    "_send_record_access",
     "_fill_fees",
     "_estimate_gas",
     "sign_transaction",
@@ -48,29 +58,163 @@ RELEASE_PARTS = (
     "process_receipt",
 )
 
+#: A hot path's p50 may be at most this multiple of its floor (targets.py reads the ratios).
+HOT_PATH_LIMIT = 1.3
 
-def _call_layers(
-    suite: Any, patient: str, requester: str, key: bytes, runs: int, warmup: int
+
+def _bare_eth_call(url: str, to: str, data: str) -> Callable[[], None]:
+    """One JSON-RPC ``eth_call`` of ready calldata as a bare HTTP POST: a ``requests.Session``
+    (kept-alive connection) posting pre-encoded bytes; the answer is read, not decoded."""
+    http = requests.Session()
+    body = (
+        '{"jsonrpc":"2.0","id":1,"method":"eth_call","params":'
+        f'[{{"to":"{to}","data":"{data}"}},"latest"]}}'
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+
+    def post() -> None:
+        http.post(url, data=body, headers=headers, timeout=10).raise_for_status()
+
+    return post
+
+
+def _ratio(value: dict[str, Any], floor_ms: float) -> float:
+    return round(value["p50_ms"] / floor_ms, 3)
+
+
+def _is_permitted_layers(
+    suite: Any,
+    reader: ConsentClient,
+    patient: str,
+    requester: str,
+    key: bytes,
+    runs: int,
+    warmup: int,
 ) -> dict[str, Any]:
-    """The same isPermitted eth_call one layer down at a time: web3 without the contract ABI
-    layer (``w3.eth.call`` with ready calldata), and a bare HTTP POST of the JSON-RPC request."""
+    """The same isPermitted check at each layer, timed round-robin in one loop.
+
+    ``is_permitted`` is :meth:`ConsentClient.is_permitted`, ``is_permitted_binding`` the typed
+    binding under it, ``is_permitted_w3_eth_call`` web3's ``w3.eth.call`` of ready calldata
+    (middleware, formatters), ``is_permitted_raw_http`` the bare HTTP POST (the floor).
+    """  # fmt: skip
     consent = suite.consent
-    data = consent.functions.isPermitted(
-        patient, requester, key, Purpose.TREAT.value
-    )._encode_transaction_data()
+    treat = Purpose.TREAT.value
+    data = consent.functions.isPermitted(patient, requester, key, treat)._encode_transaction_data()
     w3 = suite.session.w3
     call = {"to": consent.address, "data": data}
-    payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [call, "latest"]}
-    http = requests.Session()
-    url = suite.session.rpc_url
 
-    def raw() -> None:
-        http.post(url, json=payload, timeout=10).raise_for_status()
+    def client() -> None:
+        if not reader.is_permitted(patient, requester, key, Purpose.TREAT).permitted:
+            raise RuntimeError("the benchmark grant does not permit")
 
-    return {
-        "is_permitted_w3_eth_call": summarize(time_calls(lambda: w3.eth.call(call), runs, warmup)),
-        "is_permitted_raw_http": summarize(time_calls(raw, runs, warmup)),
+    samples = time_interleaved(
+        {
+            "is_permitted": client,
+            "is_permitted_binding": lambda: consent.is_permitted(patient, requester, key, treat),
+            "is_permitted_w3_eth_call": lambda: w3.eth.call(call),
+            "is_permitted_raw_http": _bare_eth_call(suite.session.rpc_url, consent.address, data),
+        },
+        runs,
+        warmup,
+    )
+    return {name: summarize(seconds) for name, seconds in samples.items()}
+
+
+def _outbox_append(path: Path) -> Callable[[], None]:
+    """One durable insert as the outbox makes it: SQLite in WAL mode, ``synchronous=FULL``,
+    ``BEGIN IMMEDIATE``, one row (request id, leaf, record JSON of a real record's size),
+    ``COMMIT`` (an fsync), into a table of the outbox's shape."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "request_id BLOB NOT NULL UNIQUE, leaf BLOB NOT NULL UNIQUE, record TEXT NOT NULL, "
+        "batch_id BLOB)"
+    )
+    sample = AccessRecord(
+        study_key=bytes(32),
+        patient="0x" + "11" * 20,
+        accessor="0x" + "22" * 20,
+        purpose=Purpose.TREAT.value,
+        permitted=True,
+        break_glass=False,
+        request_id=bytes(32),
+        gateway="0x" + "33" * 20,
+        timestamp=int(time.time()),
+    ).to_json()
+    counter = iter(range(1 << 62))
+
+    def append() -> None:
+        n = next(counter).to_bytes(32, "big")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "INSERT INTO records (request_id, leaf, record) VALUES (?, ?, ?)",
+            (n, hashlib.sha256(n).digest(), sample),
+        )
+        db.execute("COMMIT")
+
+    return append
+
+
+def _batched_release_floor(
+    suite: Any,
+    release: Callable[[], object],
+    store: FolderStore,
+    key: bytes,
+    requester: str,
+    outbox_floor: Path,
+    runs: int,
+    warmup: int,
+) -> dict[str, Any]:
+    """A batched release of CT_small against its floor, timed round-robin in one loop.
+
+    The floor is the sum of the p50s of what no batched release can skip: a plain read of the
+    file from the store, one bare ``eth_call`` (the release's ``checkAccess`` calldata), one
+    sha256 pass over the file, one durable outbox append. It leaves out parsing the DICOM file
+    (the release must parse to check the UIDs and find PixelData), the content tree and the
+    record's encoding.
+    """
+    (stored,) = store.instances(CT_SMALL_STUDY)
+    uid = stored.sop_instance_uid
+    with store.open(uid) as fp:
+        content = fp.read()
+
+    def read() -> None:
+        with store.open(uid) as fp:
+            fp.read()
+
+    data = suite.access_log.functions.checkAccess(
+        key, requester, Purpose.TREAT.value
+    )._encode_transaction_data()
+    parts: dict[str, Callable[[], object]] = {
+        "store_read": read,
+        "eth_call": _bare_eth_call(suite.session.rpc_url, suite.access_log.address, data),
+        "sha256": lambda: hashlib.sha256(content).digest(),
+        "outbox_append": _outbox_append(outbox_floor),
     }
+    samples = time_interleaved({"release_batched": release, **parts}, runs, warmup)
+    timed = {name: summarize(seconds) for name, seconds in samples.items()}
+    floor_ms = round(sum(timed[name]["p50_ms"] for name in parts), 4)
+    return {
+        "release_batched": timed.pop("release_batched"),
+        "floor_parts": timed,
+        "floor_ms": floor_ms,
+        "file_bytes": len(content),
+    }
+
+
+def _breakdown(release: Callable[[], object], runs: int) -> dict[str, float]:
+    """Median milliseconds per release of each part (``bench.instrument``) over ``runs``
+    releases; ``total`` is the median release, so the parts need not add up to it exactly."""
+    rows: list[dict[str, float]] = []
+    with release_timers() as timers:
+        for _ in range(runs):
+            timers.clear()
+            start = time.perf_counter()
+            release()
+            rows.append(split(timers.seconds, time.perf_counter() - start))
+    return {key: round(statistics.median(row[key] for row in rows), 4) for key in rows[0]}
 
 
 def _baseline(store: FolderStore, study_uid: str) -> None:
@@ -152,13 +296,9 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
         reader = ConsentClient(suite)
         patient, requester = people.patient.address, people.requester.address
 
-        # is_permitted: one eth_call through the client.
-        def check() -> None:
-            if not reader.is_permitted(patient, requester, key, Purpose.TREAT).permitted:
-                raise RuntimeError("the benchmark grant does not permit")
-
-        out["is_permitted"] = summarize(time_calls(check, runs, warmup))
-        out.update(_call_layers(suite, patient, requester, key, runs, warmup))
+        # is_permitted: one eth_call through the client, against the same call one layer down
+        # at a time, down to a bare HTTP POST (the floor).
+        out.update(_is_permitted_layers(suite, reader, patient, requester, key, runs, warmup))
         out["tx_signing_p50_ms"] = _signing_ms(people.relayer, chain.chain_id)
 
         # Releases of CT_small, sync and batched, and the plain-store baseline.
@@ -181,7 +321,18 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
 
         baseline = summarize(time_calls(lambda: _baseline(store, CT_SMALL_STUDY), runs, warmup))
         out["release_sync"] = summarize(time_calls(release_sync, runs, warmup))
-        out["release_batched"] = summarize(time_calls(release_batched, runs, warmup))
+        floor = _batched_release_floor(
+            suite,
+            release_batched,
+            store,
+            key,
+            requester,
+            workdir / f"{kind}-outbox-floor.sqlite3",
+            runs,
+            warmup,
+        )
+        out["release_batched"] = floor.pop("release_batched")
+        out["release_batched_floor"] = floor
         out["baseline_store_read"] = baseline
         out["baseline_store_bytes"] = summarize(
             time_calls(lambda: _baseline_bytes(store, CT_SMALL_STUDY), runs, warmup)
@@ -190,6 +341,18 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
             "sync": round(out["release_sync"]["p50_ms"] / baseline["p50_ms"], 2),
             "batched": round(out["release_batched"]["p50_ms"] / baseline["p50_ms"], 2),
             "baseline": "baseline_store_read (read and parse with pydicom, no consent check)",
+        }
+        out["hot_path"] = {
+            "limit": HOT_PATH_LIMIT,
+            "is_permitted_ratio": _ratio(
+                out["is_permitted"], out["is_permitted_raw_http"]["p50_ms"]
+            ),
+            "is_permitted_binding_ratio": _ratio(
+                out["is_permitted_binding"], out["is_permitted_raw_http"]["p50_ms"]
+            ),
+            "release_batched_ratio": _ratio(out["release_batched"], floor["floor_ms"]),
+            "release_batched_split_ms": _breakdown(release_batched, runs),
+            "release_sync_split_ms": _breakdown(release_sync, max(5, runs // 4)),
         }
         start = time.perf_counter()
         flushed = batched.flush()
@@ -218,7 +381,9 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
 
         # Where the time goes (cProfile): a check, and releases in both modes.
         profile_runs = max(5, runs // 4)
-        out["is_permitted_profile"] = hot_spots(check, profile_runs * 4)
+        out["is_permitted_profile"] = hot_spots(
+            lambda: reader.is_permitted(patient, requester, key, Purpose.TREAT), profile_runs * 4
+        )
         out["release_sync_profile"] = hot_spots(release_sync, profile_runs, focus=RELEASE_PARTS)
         out["release_batched_profile"] = hot_spots(
             release_batched, profile_runs, focus=RELEASE_PARTS

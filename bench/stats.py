@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["percentile", "summarize", "time_calls"]
+__all__ = ["percentile", "summarize", "time_calls", "time_interleaved"]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -46,4 +46,24 @@ def time_calls(function: Callable[[], object], runs: int, warmup: int) -> list[f
         start = time.perf_counter()
         function()
         durations.append(time.perf_counter() - start)
+    return durations
+
+
+def time_interleaved(
+    functions: Mapping[str, Callable[[], object]], runs: int, warmup: int
+) -> dict[str, list[float]]:
+    """Time several functions round-robin: ``warmup`` untimed rounds, then ``runs`` rounds.
+
+    Each round calls every function once, in turn, so a burst of load on a shared machine
+    lands on all of them alike: their ratios are fairer than from back-to-back series.
+    """
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    durations: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(runs):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            durations[name].append(time.perf_counter() - start)
     return durations

@@ -127,6 +127,41 @@ def render(results: dict[str, Any]) -> str:
                 f"{row['concurrent_releases_per_s_sync']:.0f} / "
                 f"{row['concurrent_releases_per_s_batched']:.0f} |"
             )
+    hot = {kind: row["hot_path"] for kind, row in results.get("latency", {}).items()}
+    if hot:
+        lines += [
+            "",
+            f"### Hot paths against their floors (limit {next(iter(hot.values()))['limit']}\u00d7)",
+            "",
+            "| Chain | is_permitted p50 ms | bare HTTP eth_call p50 ms | ratio | release batched "
+            "p50 ms | floor ms (read + eth_call + sha256 + outbox) | ratio |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for kind, row in results["latency"].items():
+            floor = row["release_batched_floor"]
+            parts = floor["floor_parts"]
+            lines.append(
+                f"| {kind} | {row['is_permitted']['p50_ms']:.3f} | "
+                f"{row['is_permitted_raw_http']['p50_ms']:.3f} | "
+                f"{row['hot_path']['is_permitted_ratio']:.2f} | "
+                f"{row['release_batched']['p50_ms']:.3f} | {floor['floor_ms']:.3f} ("
+                + " + ".join(f"{parts[name]['p50_ms']:.3f}" for name in parts)
+                + f") | {row['hot_path']['release_batched_ratio']:.2f} |"
+            )
+        labels = list(next(iter(hot.values()))["release_batched_split_ms"])
+        lines += [
+            "",
+            "Where a batched release's time goes (ms per release, timers around each part):",
+            "",
+            "| Part | " + " | ".join(hot) + " |",
+            "|---|" + "---:|" * len(hot),
+        ]
+        for label in labels:
+            lines.append(
+                f"| {label} | "
+                + " | ".join(f"{h['release_batched_split_ms'][label]:.3f}" for h in hot.values())
+                + " |"
+            )
     if "large_study" in results:
         big = results["large_study"]
         split = big["time_split_first_release_s"]

@@ -16,16 +16,25 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     /// @notice The scope meaning "all of the patient's studies".
     bytes32 public constant ALL_STUDIES = bytes32(0);
 
+    /// @notice The purpose bits a grant may set; any other bit is reserved and rejected.
     /// @dev Bits 0..6: TREAT, ETREAT, HRESCH, PATRQT, HPAYMT, HOPERAT, PUBHLTH.
     uint32 public constant KNOWN_PURPOSES = (1 << 7) - 1;
 
+    // The EIP-712 type strings are fixed by the signed format (the Python client signs the same
+    // types) and are hashed at compile time, so their length costs no gas at run time.
+    /* solhint-disable gas-small-strings */
+
+    /// @notice EIP-712 type hash of the `Grant` message that `grantBySig` accepts.
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,"
         "uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline)"
     );
 
+    /// @notice EIP-712 type hash of the `Revoke` message that `revokeBySig` accepts.
     bytes32 public constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,bytes32 scope,uint256 nonce,uint256 deadline)");
+
+    /* solhint-enable gas-small-strings */
 
     mapping(bytes32 grantId => Grant) private _grants;
     mapping(address patient => mapping(address delegate => bool)) private _delegates;
@@ -35,6 +44,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         _;
     }
 
+    /// @notice Deploys the registry under the EIP-712 domain ("ConsentRegistry", "1").
     constructor() EIP712("ConsentRegistry", "1") {}
 
     /// @inheritdoc IConsentRegistry
@@ -93,7 +103,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     ) external {
         if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
         Grant memory g = Grant(purposes, identified, notBefore, expiresAt);
-        _checkSignature(patient, _grantStructHash(patient, grantee, scope, g, deadline), signature);
+        _checkSignature(patient, _useNonceAndHashGrant(patient, grantee, scope, g, deadline), signature);
         _grant(patient, grantee, scope, g);
     }
 
@@ -106,9 +116,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         bytes calldata signature
     ) external {
         if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
-        bytes32 structHash =
-            keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, scope, _useNonce(patient), deadline));
-        _checkSignature(patient, structHash, signature);
+        _checkSignature(patient, _useNonceAndHashRevoke(patient, grantee, scope, deadline), signature);
         _revoke(patient, grantee, scope);
     }
 
@@ -160,22 +168,15 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
 
     /// @dev Accepts a 65-byte ECDSA signature by `patient` (OpenZeppelin `ECDSA.tryRecover`: low-s
     /// only, v 27 or 28), otherwise asks `patient` as an EIP-1271 wallet (OpenZeppelin
-    /// `SignatureChecker.isValidERC1271SignatureNow`). Trying ECDSA first, with r, s and v read
-    /// straight from calldata, skips the cold EXTCODESIZE (2,600 gas) of
-    /// `SignatureChecker.isValidSignatureNow` on the common EOA path. No contract address has a
-    /// known private key, so this accepts exactly what the code-size dispatch accepts.
+    /// `SignatureChecker.isValidERC1271SignatureNow`). Trying ECDSA first skips the cold
+    /// EXTCODESIZE (2,600 gas) of `SignatureChecker.isValidSignatureNow` on the common EOA path.
+    /// No contract address has a known private key, so this accepts exactly what the code-size
+    /// dispatch accepts. Reading r, s and v from calldata in assembly instead of letting
+    /// `tryRecover` copy the signature to memory saved only 261 gas, so it is not done.
     function _checkSignature(address patient, bytes32 structHash, bytes calldata signature) internal view {
         bytes32 digest = _hashTypedDataV4(structHash);
         if (signature.length == 65) {
-            bytes32 r;
-            bytes32 s;
-            uint8 v;
-            assembly ("memory-safe") {
-                r := calldataload(signature.offset)
-                s := calldataload(add(signature.offset, 0x20))
-                v := byte(0, calldataload(add(signature.offset, 0x40)))
-            }
-            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
             if (err == ECDSA.RecoverError.NoError && recovered == patient) return;
         }
         if (!SignatureChecker.isValidERC1271SignatureNow(patient, digest, signature)) {
@@ -183,11 +184,17 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         }
     }
 
-    /// @dev Consumes the patient's nonce. Kept apart from `grantBySig` to stay within the stack.
-    function _grantStructHash(address patient, address grantee, bytes32 scope, Grant memory g, uint256 deadline)
-        internal
-        returns (bytes32)
-    {
+    /// @dev Consumes the patient's current nonce and returns the EIP-712 struct hash of the `Grant`
+    /// message that carries it. A message signed over any other nonce then fails the signature
+    /// check, so a signature is accepted at most once. Kept apart from `grantBySig` to stay within
+    /// the stack.
+    function _useNonceAndHashGrant(
+        address patient,
+        address grantee,
+        bytes32 scope,
+        Grant memory g,
+        uint256 deadline
+    ) internal returns (bytes32) {
         return keccak256(
             abi.encode(
                 GRANT_TYPEHASH,
@@ -202,6 +209,14 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
                 deadline
             )
         );
+    }
+
+    /// @dev As `_useNonceAndHashGrant`, for the `Revoke` message.
+    function _useNonceAndHashRevoke(address patient, address grantee, bytes32 scope, uint256 deadline)
+        internal
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, scope, _useNonce(patient), deadline));
     }
 
     function _permits(Grant storage g, uint32 bit) internal view returns (bool permitted, bool identified) {

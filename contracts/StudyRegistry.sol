@@ -31,6 +31,7 @@ contract StudyRegistry is IStudyRegistry, AccessControl {
 
     mapping(bytes32 studyKey => Study) private _studies;
 
+    /// @notice Deploys the registry with `admin` as its only administrator.
     /// @param admin Receives `DEFAULT_ADMIN_ROLE`, and so may grant and revoke `SITE_ROLE`.
     constructor(address admin) {
         if (admin == address(0)) revert StudyRegistryZeroAdmin();

@@ -54,7 +54,13 @@ interface IAccessLog {
 
     /// @notice Emitted when a gateway records an access that consent permits.
     /// @dev Whether the grant allowed identified data is not repeated here: it follows from the
-    /// ConsentRegistry events up to this block, and leaving it out keeps a record under 40,000 gas.
+    /// ConsentRegistry events up to this block, and leaving it out saves 312 gas per record.
+    /// @param studyKey Opaque key of the study.
+    /// @param patient The study's patient.
+    /// @param accessor The account that asked for the study.
+    /// @param purpose PurposeOfUse bit index asked for.
+    /// @param requestId The gateway's unique id for the request.
+    /// @param gateway The gateway that recorded the access.
     event AccessGranted(
         bytes32 indexed studyKey,
         address indexed patient,
@@ -65,6 +71,12 @@ interface IAccessLog {
     );
 
     /// @notice Emitted when a gateway records a refused access (no consent for that purpose now).
+    /// @param studyKey Opaque key of the study.
+    /// @param patient The study's patient.
+    /// @param accessor The account that asked for the study.
+    /// @param purpose PurposeOfUse bit index asked for.
+    /// @param requestId The gateway's unique id for the request.
+    /// @param gateway The gateway that recorded the refusal.
     event AccessDenied(
         bytes32 indexed studyKey,
         address indexed patient,
@@ -76,7 +88,12 @@ interface IAccessLog {
 
     /// @notice Emitted when an emergency clinician accesses a study without consent (break-glass).
     /// Always visible to the patient, who is indexed.
+    /// @param studyKey Opaque key of the study.
+    /// @param patient The study's patient.
+    /// @param accessor The emergency clinician (holds `EMERGENCY_ROLE`).
+    /// @param requestId The gateway's unique id for the request.
     /// @param reasonHash Hash of the documented reason, kept off chain (never free text on chain).
+    /// @param gateway The gateway that recorded the access.
     event BreakGlassAccess(
         bytes32 indexed studyKey,
         address indexed patient,
@@ -87,24 +104,29 @@ interface IAccessLog {
     );
 
     /// @notice Emitted when a gateway anchors the Merkle root of a batch of access records.
+    /// @param root Merkle root over the batch's record leaves.
+    /// @param count Number of records under the root.
+    /// @param batchId The gateway's id for the batch (not checked for reuse).
+    /// @param gateway The gateway that anchored the batch.
     event BatchAnchored(bytes32 indexed root, uint32 count, bytes32 indexed batchId, address indexed gateway);
 
-    /// @notice Thrown when a study key is not registered in StudyRegistry.
-    error AccessLogUnknownStudy(bytes32 studyKey);
-
     /// @notice Thrown when a break-glass accessor does not hold `EMERGENCY_ROLE`.
+    /// @param accessor The account that does not hold the role.
     error AccessLogNotEmergency(address accessor);
 
     /// @notice Thrown when an access names the zero address as accessor.
     error AccessLogZeroAccessor();
 
     /// @notice Thrown when a break-glass access comes without a reason hash.
+    /// @param requestId The gateway's id for the rejected request.
     error AccessLogZeroReason(bytes32 requestId);
 
     /// @notice Thrown when a batch is anchored with a zero root.
+    /// @param batchId The gateway's id for the rejected batch.
     error AccessLogZeroRoot(bytes32 batchId);
 
     /// @notice Thrown when a batch is anchored with no records.
+    /// @param batchId The gateway's id for the rejected batch.
     error AccessLogEmptyBatch(bytes32 batchId);
 
     /// @notice Thrown when a constructor argument is the zero address.
@@ -112,7 +134,8 @@ interface IAccessLog {
 
     /// @notice Records one access to a study, permitted or refused, as consent says at this block.
     /// @dev Caller must hold `GATEWAY_ROLE`. Looks the patient up in StudyRegistry and asks
-    /// `ConsentRegistry.isPermitted`. Never reverts on a refusal, which is recorded too.
+    /// `ConsentRegistry.isPermitted`. Never reverts on a refusal, which is recorded too. Reverts
+    /// with StudyRegistry's `StudyRegistryUnknownStudy(studyKey)` for an unknown key.
     /// @param studyKey Opaque key of a registered study.
     /// @param accessor The account asking for the study.
     /// @param purpose PurposeOfUse bit index.
@@ -123,32 +146,54 @@ interface IAccessLog {
         returns (bool permitted);
 
     /// @notice Records an emergency access to a study without consent.
-    /// @dev Caller must hold `GATEWAY_ROLE`, and `accessor` must hold `EMERGENCY_ROLE`.
+    /// @dev Caller must hold `GATEWAY_ROLE`, and `accessor` must hold `EMERGENCY_ROLE`. Reverts
+    /// with StudyRegistry's `StudyRegistryUnknownStudy(studyKey)` for an unknown key.
+    /// @param studyKey Opaque key of a registered study.
+    /// @param accessor The emergency clinician.
+    /// @param requestId The gateway's unique id for the request.
     /// @param reasonHash Hash of the documented reason (kept off chain); must not be zero.
     function recordBreakGlass(bytes32 studyKey, address accessor, bytes32 requestId, bytes32 reasonHash) external;
 
     /// @notice Anchors the Merkle root of `count` access records, identified by `batchId`.
     /// @dev Caller must hold `GATEWAY_ROLE`. Nothing is stored; see the contract notes on batch ids.
+    /// @param root Merkle root over the batch's record leaves; must not be zero.
+    /// @param count Number of records under the root; at least 1.
+    /// @param batchId The gateway's id for the batch.
     function anchorBatch(bytes32 root, uint32 count, bytes32 batchId) external;
 
     /// @notice What `recordAccess` would decide now, plus what a gateway needs to release: one call.
     /// @dev A view for gateways: the study's patient and current content root, and
     /// `ConsentRegistry.isPermitted`. Reverts with `StudyRegistryUnknownStudy` for an unknown key.
+    /// @param studyKey Opaque key of a registered study.
+    /// @param accessor The account asking for the study.
+    /// @param purpose PurposeOfUse bit index.
+    /// @return patient The study's patient.
+    /// @return contentRoot The study's current content root.
+    /// @return permitted Whether consent permits the access now.
+    /// @return identified Whether a permitting grant allows identified data.
     function checkAccess(bytes32 studyKey, address accessor, uint8 purpose)
         external
         view
         returns (address patient, bytes32 contentRoot, bool permitted, bool identified);
 
     /// @notice The ConsentRegistry asked on every `recordAccess`.
+    /// @return The ConsentRegistry, fixed at deployment.
     function consentRegistry() external view returns (IConsentRegistry);
 
     /// @notice The StudyRegistry that maps study keys to patients.
+    /// @return The StudyRegistry, fixed at deployment.
     function studyRegistry() external view returns (IStudyRegistry);
 
     /// @notice The batch leaf of `record` (the encoding in the contract notes).
+    /// @param record The access record.
+    /// @return The double-hashed leaf of `abi.encode(record)`.
     function recordLeaf(AccessRecord calldata record) external pure returns (bytes32);
 
     /// @notice Whether `proof` proves `leaf` against `root` (OpenZeppelin `MerkleProof.verify`).
     /// @dev Checks the proof only. That `root` was anchored is shown by its `BatchAnchored` event.
+    /// @param root A batch's Merkle root.
+    /// @param leaf A record leaf, as `recordLeaf` computes it.
+    /// @param proof Sibling hashes from the leaf up to the root.
+    /// @return True if the proof leads from `leaf` to `root`.
     function verifyRecord(bytes32 root, bytes32 leaf, bytes32[] calldata proof) external pure returns (bool);
 }

@@ -24,6 +24,11 @@ pragma solidity ^0.8.24;
 /// `AccessLog.verifyRecord`, which is plain `MerkleProof.verify`).
 interface IStudyRegistry {
     /// @notice Emitted when a site registers a study (version 1).
+    /// @param studyKey Opaque key of the study.
+    /// @param patient The study's patient.
+    /// @param site The registering site.
+    /// @param contentRoot Merkle root over the study's instance leaves.
+    /// @param instanceCount Number of instances under the root.
     event StudyRegistered(
         bytes32 indexed studyKey,
         address indexed patient,
@@ -32,9 +37,16 @@ interface IStudyRegistry {
         uint32 instanceCount
     );
 
+    // Not indexed on purpose: these fields are read with the event, never searched by, and
+    // indexing them would change the event ABI that the audit indexer decodes.
+    /* solhint-disable gas-indexed-events */
     /// @notice Emitted when the registering site replaces a study's content root.
+    /// @param studyKey Opaque key of the study.
     /// @param version The new version: 2 for the first update, then 3, ...
+    /// @param contentRoot The new content root.
+    /// @param instanceCount Number of instances under the new root.
     event ContentUpdated(bytes32 indexed studyKey, uint32 version, bytes32 contentRoot, uint32 instanceCount);
+    /* solhint-enable gas-indexed-events */
 
     /// @notice Thrown when registering the reserved key `bytes32(0)`.
     error StudyRegistryZeroStudyKey();
@@ -43,15 +55,21 @@ interface IStudyRegistry {
     error StudyRegistryZeroPatient();
 
     /// @notice Thrown when a content root is zero or the instance count is zero.
+    /// @param contentRoot The rejected content root.
+    /// @param instanceCount The rejected instance count.
     error StudyRegistryInvalidContent(bytes32 contentRoot, uint32 instanceCount);
 
     /// @notice Thrown when registering a key that is already registered.
+    /// @param studyKey The key already registered.
     error StudyRegistryStudyExists(bytes32 studyKey);
 
-    /// @notice Thrown when a study key is not registered.
+    /// @notice Thrown when a study key is not registered. AccessLog throws it too.
+    /// @param studyKey The unknown key.
     error StudyRegistryUnknownStudy(bytes32 studyKey);
 
     /// @notice Thrown when `caller` updates a study registered by another site.
+    /// @param studyKey The study's key.
+    /// @param caller The site that did not register it.
     error StudyRegistryNotStudySite(bytes32 studyKey, address caller);
 
     /// @notice Thrown when the admin passed to the constructor is the zero address.
@@ -67,9 +85,13 @@ interface IStudyRegistry {
 
     /// @notice Replaces the content root of a study, as a new version.
     /// @dev Only the registering site, and only while it still holds `SITE_ROLE`.
+    /// @param studyKey Opaque key of a registered study.
+    /// @param contentRoot The new Merkle root; must not be zero.
+    /// @param instanceCount Number of instances under the new root; at least 1.
     function updateContent(bytes32 studyKey, bytes32 contentRoot, uint32 instanceCount) external;
 
     /// @notice The registered study. Reverts with `StudyRegistryUnknownStudy` for an unknown key.
+    /// @param studyKey Opaque key of a registered study.
     /// @return patient The patient's wallet.
     /// @return site The registering site.
     /// @return contentRoot The current content root.
@@ -82,15 +104,21 @@ interface IStudyRegistry {
 
     /// @notice The study's patient, or the zero address if the key is not registered.
     /// @dev Reads one storage slot; this is what AccessLog calls on every recorded access.
+    /// @param studyKey Opaque key of the study.
+    /// @return The patient's wallet, or `address(0)`.
     function patientOf(bytes32 studyKey) external view returns (address);
 
     /// @notice The study's content version: 1 after registration, plus one per update.
     /// Reverts with `StudyRegistryUnknownStudy` for an unknown key.
+    /// @param studyKey Opaque key of a registered study.
+    /// @return The current version.
     function contentVersionOf(bytes32 studyKey) external view returns (uint32);
 
     /// @notice Whether `leaf` is an instance of the study's *current* content, by `proof`.
     /// Reverts with `StudyRegistryUnknownStudy` for an unknown key.
+    /// @param studyKey Opaque key of a registered study.
     /// @param leaf The double-hashed leaf of (instanceKey, pixelHash).
     /// @param proof Sibling hashes from the leaf up to the root (empty for a one-instance study).
+    /// @return True if the proof leads from `leaf` to the study's current content root.
     function verifyInstance(bytes32 studyKey, bytes32 leaf, bytes32[] calldata proof) external view returns (bool);
 }

@@ -12,8 +12,9 @@ Method, the same for every key:
   21,000 base minus the EIP-2028 calldata cost (4 per zero byte, 16 per non-zero byte).
 
 Every input is fixed (private keys, deployer nonce, timestamps in the signed messages), so the
-signatures and hence the calldata are the same on every run and the figures are exact.
-tests/contracts/test_gas.py asserts them.
+signatures and hence the calldata are the same on every run and the figures are exact. The
+EIP-712 `Grant` and `Revoke` types are the client's own (`imaging_consent.consent.signing`).
+tests/contracts/test_gas*.py measure again and assert the same figures.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from brownie import ConsentRegistry, accounts, chain, web3
 from eth_account import Account
 from eth_utils import keccak
 
+from imaging_consent.consent.signing import GRANT_TYPE, REVOKE_TYPE
 from scripts.gas_provenance import measure as measure_provenance
 
 OUTPUT = Path(__file__).resolve().parent.parent / "bench" / "gas.json"
@@ -64,30 +66,11 @@ TREAT_AND_RESEARCH = 0b101
 EXPIRES_AT = 1_893_456_000  # 2030-01-01T00:00:00Z
 DEADLINE = 4_102_444_800  # 2100-01-01T00:00:00Z
 
-GRANT_FIELDS = [
-    ("patient", "address"),
-    ("grantee", "address"),
-    ("scope", "bytes32"),
-    ("purposes", "uint32"),
-    ("identified", "bool"),
-    ("notBefore", "uint48"),
-    ("expiresAt", "uint48"),
-    ("nonce", "uint256"),
-    ("deadline", "uint256"),
-]
-REVOKE_FIELDS = [
-    ("patient", "address"),
-    ("grantee", "address"),
-    ("scope", "bytes32"),
-    ("nonce", "uint256"),
-    ("deadline", "uint256"),
-]
-
 
 def _sign(registry: Any, key: str, primary: str, message: dict[str, Any]) -> bytes:
     fields, name, version, chain_id, verifying_contract, _salt, _ext = registry.eip712Domain()
     assert fields == "0x0f"  # name, version, chainId, verifyingContract
-    fields_of = {"Grant": GRANT_FIELDS, "Revoke": REVOKE_FIELDS}[primary]
+    fields_of = {"Grant": GRANT_TYPE, "Revoke": REVOKE_TYPE}[primary]
     full_message = {
         "types": {
             "EIP712Domain": [

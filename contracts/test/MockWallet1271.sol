@@ -7,8 +7,11 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// @title MockWallet1271 (test contract, never deployed outside tests)
 /// @notice A minimal EIP-1271 smart-contract wallet: a signature is valid if its EOA owner made it.
 contract MockWallet1271 is IERC1271 {
+    /// @notice The EOA whose signatures the wallet accepts.
     address public immutable owner;
 
+    /// @notice Deploys a wallet owned by `owner_`.
+    /// @param owner_ The EOA whose signatures the wallet accepts.
     constructor(address owner_) {
         owner = owner_;
     }

@@ -1,13 +1,17 @@
-"""Tiny contracts from raw bytecode, and a counting HTTP proxy, for the chain tests."""
+"""Tiny contracts from raw bytecode for the chain tests (and the shared counting proxy)."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-import urllib.request
-from collections import Counter
-from types import TracebackType
+from bench.proxy import CountingProxy
+
+__all__ = [
+    "ALWAYS_REVERTS",
+    "ANSWER_ABI",
+    "RETURNS_BLOCK_NUMBER",
+    "REVERTS_WITH_DATA",
+    "CountingProxy",
+    "init_code",
+]
 
 
 def init_code(runtime_hex: str) -> str:
@@ -37,99 +41,3 @@ ANSWER_ABI = [
         "outputs": [{"name": "", "type": "uint256"}],
     }
 ]
-
-
-class CountingProxy:
-    """A loopback HTTP proxy in front of a JSON-RPC endpoint that counts requests by method."""
-
-    def __init__(
-        self,
-        upstream: str,
-        *,
-        drop_answer_to: str | None = None,
-        drop_request_to: str | None = None,
-    ) -> None:
-        """Proxy ``upstream``.
-
-        Args:
-            upstream: The JSON-RPC endpoint.
-            drop_answer_to: A method whose first request is forwarded but whose answer is
-                dropped (the connection is closed), as a flaky network would.
-            drop_request_to: A method whose first request is not forwarded at all (the
-                connection is closed).
-        """
-        self.upstream = upstream
-        self.methods: Counter[str] = Counter()
-        self.requests = 0
-        self.drop_answer_to = drop_answer_to
-        self.drop_request_to = drop_request_to
-        self.dropped = 0
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                message = json.loads(body)
-                calls = message if isinstance(message, list) else [message]
-                with proxy._lock:
-                    proxy.requests += 1
-                    proxy.methods.update(call["method"] for call in calls)
-                    lose = proxy.drop_request_to is not None and any(
-                        call["method"] == proxy.drop_request_to for call in calls
-                    )
-                    if lose:
-                        proxy.drop_request_to = None
-                        proxy.dropped += 1
-                if lose:
-                    self.close_connection = True
-                    return
-                forward = urllib.request.Request(
-                    proxy.upstream, data=body, headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(forward, timeout=30) as answer:
-                    payload = answer.read()
-                with proxy._lock:
-                    drop = proxy.drop_answer_to is not None and any(
-                        call["method"] == proxy.drop_answer_to for call in calls
-                    )
-                    if drop:
-                        proxy.drop_answer_to = None
-                        proxy.dropped += 1
-                if drop:
-                    self.close_connection = True
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests = 0
-            self.methods.clear()
-
-    def __enter__(self) -> CountingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
+from bench.proxy import CountingProxy
 from imaging_consent import errors
 from imaging_consent.access_log.break_glass import sign_break_glass
 from imaging_consent.access_log.history import access_history, fetch_logs
@@ -21,66 +18,15 @@ STUDY = bytes.fromhex("44" * 32)
 OTHER = bytes.fromhex("55" * 32)
 
 
-class RangeLimitedProxy:
-    """A loopback JSON-RPC proxy that refuses ``eth_getLogs`` over more than ``limit`` blocks,
-    with the error message Geth-style providers send, as hosted endpoints do."""
+class RangeLimitedProxy(CountingProxy):
+    """The counting proxy, refusing ``eth_getLogs`` over more than ``limit`` blocks."""
 
     def __init__(self, upstream: str, limit: int) -> None:
-        self.get_logs_calls = 0
-        self.refused = 0
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                call = json.loads(body)
-                payload: bytes | None = None
-                if isinstance(call, dict) and call.get("method") == "eth_getLogs":
-                    proxy.get_logs_calls += 1
-                    params = call["params"][0]
-                    span = int(params["toBlock"], 16) - int(params["fromBlock"], 16) + 1
-                    if span > limit:
-                        proxy.refused += 1
-                        payload = json.dumps(
-                            {
-                                "jsonrpc": "2.0",
-                                "id": call["id"],
-                                "error": {
-                                    "code": -32005,
-                                    "message": "query returned more than 10000 results",
-                                },
-                            }
-                        ).encode()
-                if payload is None:
-                    forward = urllib.request.Request(
-                        upstream, data=body, headers={"Content-Type": "application/json"}
-                    )
-                    with urllib.request.urlopen(forward, timeout=30) as answer:
-                        payload = answer.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(upstream, max_log_blocks=limit)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> RangeLimitedProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def get_logs_calls(self) -> int:
+        return self.methods["eth_getLogs"]
 
 
 @pytest.fixture

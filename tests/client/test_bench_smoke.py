@@ -40,6 +40,9 @@ LATENCY = (
     "sequential_tx_per_s",
     "concurrent_releases_per_s_sync",
     "concurrent_releases_per_s_batched",
+    "is_permitted_raw_http",
+    "release_batched_floor",
+    "hot_path",
 )
 GAS_OPERATIONS = (
     "grant",
@@ -106,6 +109,9 @@ def test_run_quick_latency_and_scale_keys(results: tuple[dict[str, object], Path
 
     assert all(key in anvil for key in LATENCY)
     assert {"p50_ms", "p95_ms"} <= set(anvil["is_permitted"])
+    assert {"is_permitted_ratio", "release_batched_ratio", "release_batched_split_ms"} <= set(
+        anvil["hot_path"]
+    )
     assert {"release_mb_per_s", "peak_rss_increase_bytes", "time_split_first_release_s"} <= set(
         data["large_study"]  # type: ignore[arg-type]
     )

@@ -7,8 +7,9 @@ import socket
 import time
 
 import pytest
-from chain_helpers import ANSWER_ABI, RETURNS_BLOCK_NUMBER, CountingProxy, init_code
+from chain_helpers import ANSWER_ABI, RETURNS_BLOCK_NUMBER, init_code
 
+from bench.proxy import CountingProxy
 from imaging_consent.chain import (
     LocalChain,
     TransactionSender,

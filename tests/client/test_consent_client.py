@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from chain_helpers import CountingProxy
 
+from bench.proxy import CountingProxy
 from imaging_consent import errors
 from imaging_consent.chain import LocalChain, connect
 from imaging_consent.consent import ALL_STUDIES, ConsentClient, Grant, Permission, Purpose

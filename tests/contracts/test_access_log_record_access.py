@@ -102,8 +102,18 @@ def test_record_access_denies_out_of_range_purpose(
 
 
 def test_record_access_rejects_unknown_study(access_log, custom_error, gateway, grantee, study_key):
-    with custom_error("AccessLogUnknownStudy", study_key):
+    with custom_error("StudyRegistryUnknownStudy", study_key):
         access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
+
+
+def test_record_access_unknown_study_error_is_study_registrys(access_log, study_registry):
+    def errors(contract):
+        return {item["name"]: item for item in contract.abi if item["type"] == "error"}
+
+    log_errors, registry_errors = errors(access_log), errors(study_registry)
+
+    assert "AccessLogUnknownStudy" not in log_errors
+    assert log_errors["StudyRegistryUnknownStudy"] == registry_errors["StudyRegistryUnknownStudy"]
 
 
 def test_record_access_rejects_zero_accessor(

@@ -58,7 +58,7 @@ def test_record_break_glass_rejects_zero_reason(
 def test_record_break_glass_rejects_unknown_study(
     access_log, custom_error, gateway, emergency, study_key
 ):
-    with custom_error("AccessLogUnknownStudy", study_key):
+    with custom_error("StudyRegistryUnknownStudy", study_key):
         access_log.recordBreakGlass(study_key, emergency, REQUEST, REASON, {"from": gateway})
 
 

@@ -103,7 +103,7 @@ def test_record_access_matches_is_permitted(
             key = STUDIES[study]
             if key in self.patient_of:
                 return
-            with brownie.reverts(revert_pattern=r"AccessLogUnknownStudy: .*"):
+            with brownie.reverts(revert_pattern=r"StudyRegistryUnknownStudy: .*"):
                 access_log.recordAccess(
                     key, grantees[grantee], purpose, keccak(b"r"), {"from": gateway}
                 )

@@ -2,9 +2,10 @@
 
 import pytest
 from brownie import chain
+from consent_values import ETREAT
 from eth_hash.auto import keccak
 
-from imaging_consent.access_log.record import ETREAT, AccessRecord
+from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.provenance.merkle import MerkleTree
 
 BATCH = keccak(b"batch-7")

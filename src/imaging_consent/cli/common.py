@@ -25,7 +25,6 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from web3 import Web3
 
 from imaging_consent.chain import (
     KEYSTORE_PASSWORD_ENV,
@@ -37,10 +36,11 @@ from imaging_consent.chain import (
     load_keystore,
 )
 from imaging_consent.cli.config import ENV, Config
+from imaging_consent.consent.inputs import parse_address
 from imaging_consent.contracts.deployment import Suite, load, sender_for
 from imaging_consent.contracts.manifest import manifest_path
 from imaging_consent.dicom import SitePepper, load_pepper
-from imaging_consent.errors import ImagingConsentError, InvalidAddressError, SignerError
+from imaging_consent.errors import ImagingConsentError, SignerError
 
 __all__ = [
     "Command",
@@ -294,15 +294,12 @@ class Workspace:
 
 
 def address(value: str, what: str = "address") -> ChecksumAddress:
-    """``value`` as a checksummed address.
+    """``value`` as a checksummed address (a mixed-case one must match its EIP-55 checksum).
 
     Raises:
-        InvalidAddressError: If it is not a 20-byte hex address.
+        InvalidAddressError: If it is not a 20-byte hex address, or its checksum is wrong.
     """
-    try:
-        return Web3.to_checksum_address(value.strip())
-    except (ValueError, TypeError):
-        raise InvalidAddressError(f"{what} is not an address: {value!r}") from None
+    return parse_address(value.strip(), what)
 
 
 def parse_study_key(value: str) -> bytes:

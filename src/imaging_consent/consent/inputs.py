@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from eth_typing import ChecksumAddress
@@ -26,10 +27,34 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 Timestamp = int | datetime
 
 
+@functools.lru_cache(maxsize=4096)
+def _checksummed(value: str) -> ChecksumAddress:
+    """The EIP-55 form of ``value``; a mixed-case ``value`` must already be exactly it."""
+    address = Web3.to_checksum_address(value)
+    digits = value[2:] if value[:2] in ("0x", "0X") else value
+    if digits != digits.lower() and digits != digits.upper() and digits != address[2:]:
+        raise ValueError("EIP-55 checksum mismatch")
+    return address
+
+
 def parse_address(value: str, what: str) -> ChecksumAddress:
+    """``value`` as a checksummed address.
+
+    A mixed-case address must match its EIP-55 checksum: one mistyped character is refused,
+    never silently accepted as some other account.
+
+    Raises:
+        InvalidAddressError: If ``value`` is not an address, or its mixed case does not match
+            its checksum.
+    """
     try:
-        return Web3.to_checksum_address(value)
-    except (ValueError, TypeError):
+        return _checksummed(value)
+    except (ValueError, TypeError) as exc:
+        if "checksum" in str(exc):
+            raise InvalidAddressError(
+                f"{what} {value!r} does not match its mixed-case EIP-55 checksum "
+                "(a mistyped character?)"
+            ) from None
         raise InvalidAddressError(f"{what} is not an address: {value!r}") from None
 
 

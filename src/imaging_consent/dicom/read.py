@@ -185,8 +185,9 @@ def check_complete(ds: Dataset, fp: BinaryIO, size: int, label: str, *, whole: b
         DicomReadError: If the pixel data or the attributes describing it are malformed.
     """
     ts = transfer_syntax(ds, label)
-    for tag in list(ds.keys()):
-        elem = ds.get_item(tag, keep_deferred=True)
+    # One pass over pydicom's own element store: the raw elements as read, not converted.
+    # (`ds.get_item(tag)` per tag costs as much again as the parse itself.)
+    for tag, elem in ds._dict.items():
         if not isinstance(elem, RawDataElement) or elem.length in (0, _UNDEFINED_LENGTH):
             continue
         if elem.value is None:
