@@ -64,9 +64,7 @@ def domain_of(contract: Any) -> dict[str, Any]:
     }
 
 
-def sign(
-    contract: Any, key: Any, primary: str, message: dict[str, Any], **domain: Any
-) -> bytes:
+def sign(contract: Any, key: Any, primary: str, message: dict[str, Any], **domain: Any) -> bytes:
     """Sign `message` of type `primary` for `contract`; `domain` overrides fields of its domain."""
     full_message = {
         "types": {

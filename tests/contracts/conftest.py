@@ -7,9 +7,8 @@ import re
 import brownie
 import pytest
 from brownie import chain
-from eth_hash.auto import keccak
-
 from consent_values import later
+from eth_hash.auto import keccak
 
 
 @pytest.fixture(autouse=True)
@@ -99,8 +98,10 @@ def study_registry(StudyRegistry, admin, site, other_site):
 
 
 @pytest.fixture(scope="module")
-def access_log(AccessLog, consent, study_registry, site, other_site, gateway, other_gateway, emergency):
-    """The log, with `gateway` and `emergency` bound to `site` and `other_gateway` to `other_site`."""
+def access_log(
+    AccessLog, consent, study_registry, site, other_site, gateway, other_gateway, emergency
+):
+    """The log; `gateway` and `emergency` belong to `site`, `other_gateway` to `other_site`."""
     log = AccessLog.deploy(consent, study_registry, {"from": site})
     log.setGateway(gateway, True, {"from": site})
     log.setEmergencyClinician(emergency, True, {"from": site})

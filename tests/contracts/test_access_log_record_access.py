@@ -87,8 +87,17 @@ def test_record_access_other_sites_gateway_cannot_record(
 
 
 def test_record_access_copied_key_at_other_site_leaves_site_a_alone(
-    access_log, consent, study_registry, registered, other_site, patient, stranger, grantee,
-    gateway, study_key, content_root,
+    access_log,
+    consent,
+    study_registry,
+    registered,
+    other_site,
+    patient,
+    stranger,
+    grantee,
+    gateway,
+    study_key,
+    content_root,
 ):
     # Attack: site B registers site A's key with a patient it controls, who grants everything.
     study_registry.registerStudy(study_key, stranger, content_root, 1, {"from": other_site})
@@ -100,7 +109,9 @@ def test_record_access_copied_key_at_other_site_leaves_site_a_alone(
     assert tx.return_value == (False, False)
 
 
-def test_record_access_by_non_gateway_reverts(access_log, custom_error, registered, site, grantee, study_key):
+def test_record_access_by_non_gateway_reverts(
+    access_log, custom_error, registered, site, grantee, study_key
+):
     with custom_error("AccessLogNotGateway", site):
         access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": site})
 
@@ -114,11 +125,15 @@ def test_record_access_by_released_gateway_reverts(
         access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
 
 
-def test_record_access_zero_accessor_reverts(access_log, custom_error, registered, gateway, study_key):
+def test_record_access_zero_accessor_reverts(
+    access_log, custom_error, registered, gateway, study_key
+):
     with custom_error("AccessLogZeroAccessor"):
         access_log.recordAccess(study_key, ZERO_ADDRESS, TREAT, REQUEST, {"from": gateway})
 
 
-def test_record_access_unknown_study_reverts(access_log, custom_error, site, gateway, grantee, study_key):
+def test_record_access_unknown_study_reverts(
+    access_log, custom_error, site, gateway, grantee, study_key
+):
     with custom_error("StudyRegistryUnknownStudy", site, study_key):
         access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})

@@ -15,9 +15,11 @@ def _now():
 
 @pytest.fixture
 def break_glass(access_log, site, emergency, study_key):
-    """`break_glass(request, **overrides)`: the recordBreakGlass arguments, signed by `emergency`."""
+    """`break_glass(request, **overrides)`: recordBreakGlass arguments signed by `emergency`."""
 
-    def make(request=b"bg-1", *, key=None, site_=None, clinician=None, deadline=None, reason=REASON):
+    def make(
+        request=b"bg-1", *, key=None, site_=None, clinician=None, deadline=None, reason=REASON
+    ):
         request_id = keccak(request)
         deadline = deadline or _now() + 3600
         sig = sign_break_glass(
@@ -115,7 +117,9 @@ def test_record_break_glass_beyond_limit_reverts_until_window_ends(
     assert "BreakGlassAccess" in tx.events
 
 
-def test_record_break_glass_expired_reverts(access_log, custom_error, registered, break_glass, gateway):
+def test_record_break_glass_expired_reverts(
+    access_log, custom_error, registered, break_glass, gateway
+):
     deadline = _now() + 10
     args = break_glass(deadline=deadline)
     chain.mine(timestamp=deadline + 1)
@@ -124,14 +128,18 @@ def test_record_break_glass_expired_reverts(access_log, custom_error, registered
         access_log.recordBreakGlass(*args, {"from": gateway})
 
 
-def test_record_break_glass_zero_reason_reverts(access_log, custom_error, registered, break_glass, gateway):
+def test_record_break_glass_zero_reason_reverts(
+    access_log, custom_error, registered, break_glass, gateway
+):
     args = break_glass(reason=bytes(32))
 
     with custom_error("AccessLogZeroReason", args[2]):
         access_log.recordBreakGlass(*args, {"from": gateway})
 
 
-def test_record_break_glass_by_non_gateway_reverts(access_log, custom_error, registered, break_glass, stranger):
+def test_record_break_glass_by_non_gateway_reverts(
+    access_log, custom_error, registered, break_glass, stranger
+):
     with custom_error("AccessLogNotGateway", stranger):
         access_log.recordBreakGlass(*break_glass(), {"from": stranger})
 

@@ -9,7 +9,16 @@ from imaging_consent.merkle import MerkleTree
 
 BATCH = keccak(b"batch-7")
 RECORD_TYPES = [
-    "bytes32", "address", "address", "uint8", "bool", "bool", "bool", "bytes32", "address", "uint48"
+    "bytes32",
+    "address",
+    "address",
+    "uint8",
+    "bool",
+    "bool",
+    "bool",
+    "bytes32",
+    "address",
+    "uint48",
 ]
 
 
@@ -37,8 +46,18 @@ def records(patient, grantee, emergency, gateway, study_key):
         for i in range(6)
     ]
     out.append(
-        (study_key, patient.address, emergency.address, 1, True, True, True,
-         keccak(b"request-bg"), gateway.address, now + 9)
+        (
+            study_key,
+            patient.address,
+            emergency.address,
+            1,
+            True,
+            True,
+            True,
+            keccak(b"request-bg"),
+            gateway.address,
+            now + 9,
+        )
     )
     return out
 
@@ -57,7 +76,9 @@ def test_verify_record_proves_each_record_of_anchored_batch(access_log, gateway,
         assert access_log.verifyRecord(anchored, gateway, record, tree.proof(leaf(record)))
 
 
-def test_verify_record_refuses_record_naming_other_gateway(access_log, gateway, other_gateway, records):
+def test_verify_record_refuses_record_naming_other_gateway(
+    access_log, gateway, other_gateway, records
+):
     # Attack: a valid proof for gateway A's batch presented as if another gateway anchored it.
     tree = MerkleTree.of([leaf(r) for r in records])
     record = records[0]
@@ -77,7 +98,9 @@ def test_verify_record_rejects_proof_against_other_root(access_log, gateway, rec
     tree = MerkleTree.of([leaf(r) for r in records])
     other = MerkleTree.of([leaf(r) for r in records[:3]])
 
-    assert not access_log.verifyRecord(other.root, gateway, records[4], tree.proof(leaf(records[4])))
+    assert not access_log.verifyRecord(
+        other.root, gateway, records[4], tree.proof(leaf(records[4]))
+    )
 
 
 def test_verify_record_single_record_batch_root_is_leaf(access_log, gateway, records):

@@ -51,7 +51,9 @@ def test_cancel_by_sig_emits_signatures_cancelled_and_signature_used(
     assert tx.events["SignatureUsed"]["relayer"] == relayer
 
 
-def test_cancel_by_sig_voids_outstanding_grant_signature(consent, signer, grantee, relayer, deadline):
+def test_cancel_by_sig_voids_outstanding_grant_signature(
+    consent, signer, grantee, relayer, deadline
+):
     grant_args = _grant(consent, signer, grantee, later(), deadline)
     cancel_at = later()
     consent.cancelBySig(*_cancel(consent, signer, grantee, cancel_at, deadline), {"from": relayer})

@@ -1,4 +1,4 @@
-"""ConsentRegistry's public constants: scope, purposes, signature lifetime and EIP-712 typehashes."""
+"""ConsentRegistry's constants: scope, purposes, signature lifetime and EIP-712 typehashes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ GRANT_TYPE = (
     "Grant(address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,"
     "uint48 notBefore,uint48 expiresAt,uint48 issuedAt,uint256 deadline)"
 )
-REVOKE_TYPE = "Revoke(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)"
-CANCEL_TYPE = "Cancel(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)"
+REVOKE_TYPE = (
+    "Revoke(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)"
+)
+CANCEL_TYPE = (
+    "Cancel(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)"
+)
 
 
 def test_all_studies_is_zero(consent):

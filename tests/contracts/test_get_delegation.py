@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from brownie import chain
-from consent_values import delegation_of, DAY, STUDY_B, latest_time
+from consent_values import DAY, STUDY_B, delegation_of, latest_time
 
 NONE = (bytes(32), 0, 0)
 

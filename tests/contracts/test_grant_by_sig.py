@@ -89,7 +89,9 @@ def test_grant_by_sig_older_signature_cannot_undo_newer(
     new = _grant(consent, signer, grantee, deadline, later(), purposes=0b100)
     consent.grantBySig(*new, {"from": relayer})
 
-    with brownie.reverts(revert_pattern=error("ConsentRegistrySupersededSignature", old[7], new[7])):
+    with brownie.reverts(
+        revert_pattern=error("ConsentRegistrySupersededSignature", old[7], new[7])
+    ):
         consent.grantBySig(*old, {"from": relayer})
 
     assert stored(consent, signer, grantee, STUDY_A)[0] == 0b100

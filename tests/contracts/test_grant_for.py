@@ -53,7 +53,9 @@ def test_grant_for_emits_consent_granted_and_delegate_acted(
 
 def test_grant_for_to_itself_reverts(consent, patient, delegate, delegation_end):
     with brownie.reverts(revert_pattern=error("ConsentRegistrySelfGrant", delegate)):
-        consent.grantFor(patient, delegate, STUDY_A, 0b1, True, 0, delegation_end, {"from": delegate})
+        consent.grantFor(
+            patient, delegate, STUDY_A, 0b1, True, 0, delegation_end, {"from": delegate}
+        )
 
 
 def test_grant_for_beyond_delegation_expiry_reverts(
@@ -62,9 +64,7 @@ def test_grant_for_beyond_delegation_expiry_reverts(
     too_late = delegation_end + 1
 
     with brownie.reverts(
-        revert_pattern=error(
-            "ConsentRegistryOutsideDelegation", STUDY_A, too_late, delegation_end
-        )
+        revert_pattern=error("ConsentRegistryOutsideDelegation", STUDY_A, too_late, delegation_end)
     ):
         consent.grantFor(patient, grantee, STUDY_A, 0b1, True, 0, too_late, {"from": delegate})
 

@@ -1,4 +1,4 @@
-"""ConsentRegistry.isPermitted: the most specific grant in force decides; exclusions beat all-studies."""
+"""ConsentRegistry.isPermitted: the most specific grant in force decides; exclusions win."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ConsentRegistry.revokeBySig: a signed revocation nobody can block or turn against a later grant."""
+"""ConsentRegistry.revokeBySig: a signed revocation nobody can block or turn on a later grant."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def test_revoke_by_sig_revokes_live_grant(consent, signer, grantee, relayer, dea
     consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": signer})
     issued_at = later()
 
-    tx = consent.revokeBySig(*_revoke(consent, signer, grantee, issued_at, deadline), {"from": relayer})
+    tx = consent.revokeBySig(
+        *_revoke(consent, signer, grantee, issued_at, deadline), {"from": relayer}
+    )
 
     assert len(tx.events) == 2
     assert dict(tx.events["ConsentRevoked"]) == {

@@ -1,10 +1,10 @@
-"""ConsentRegistry.setDelegate: a patient appoints, replaces or removes a scoped, expiring delegate."""
+"""ConsentRegistry.setDelegate: a patient appoints, replaces or removes a scoped delegate."""
 
 from __future__ import annotations
 
 import brownie
 from brownie import ZERO_ADDRESS
-from consent_values import delegation_of, ALL_STUDIES, DAY, STUDY_A, error, latest_time
+from consent_values import ALL_STUDIES, DAY, STUDY_A, delegation_of, error, latest_time
 
 
 def test_set_delegate_emits_delegate_set_with_new_id(consent, patient, delegate):

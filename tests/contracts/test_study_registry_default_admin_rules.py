@@ -1,4 +1,4 @@
-"""StudyRegistry's admin role (OpenZeppelin AccessControlDefaultAdminRules): two steps and a delay."""
+"""StudyRegistry's admin (OpenZeppelin AccessControlDefaultAdminRules): two steps, a delay."""
 
 import brownie
 from brownie import ZERO_ADDRESS, chain, web3
@@ -8,7 +8,9 @@ def _now():
     return web3.eth.get_block("latest").timestamp
 
 
-def test_default_admin_rules_deploy_with_zero_admin_reverts(StudyRegistry, admin, custom_error, admin_delay):
+def test_default_admin_rules_deploy_with_zero_admin_reverts(
+    StudyRegistry, admin, custom_error, admin_delay
+):
     with custom_error("StudyRegistryZeroAdmin"):
         StudyRegistry.deploy(admin_delay, ZERO_ADDRESS, {"from": admin})
 

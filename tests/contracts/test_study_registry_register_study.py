@@ -5,7 +5,9 @@ from brownie import ZERO_ADDRESS
 from eth_hash.auto import keccak
 
 
-def test_register_study_stores_study(study_registry, registered, site, patient, study_key, content_root):
+def test_register_study_stores_study(
+    study_registry, registered, site, patient, study_key, content_root
+):
     assert tuple(study_registry.studyOf(site, study_key)) == (
         patient,
         "0x" + content_root.hex(),
@@ -42,8 +44,12 @@ def test_register_study_same_key_by_other_site_gets_own_entry(
     assert study_registry.studyOf(site, study_key)[1] == "0x" + content_root.hex()
 
 
-def test_register_study_rejects_non_site(study_registry, custom_error, stranger, patient, study_key, content_root):
-    with custom_error("AccessControlUnauthorizedAccount", stranger, bytes(study_registry.SITE_ROLE())):
+def test_register_study_rejects_non_site(
+    study_registry, custom_error, stranger, patient, study_key, content_root
+):
+    with custom_error(
+        "AccessControlUnauthorizedAccount", stranger, bytes(study_registry.SITE_ROLE())
+    ):
         study_registry.registerStudy(study_key, patient, content_root, 3, {"from": stranger})
 
 
@@ -59,7 +65,9 @@ def test_register_study_rejects_zero_key(study_registry, custom_error, site, pat
         study_registry.registerStudy(bytes(32), patient, content_root, 3, {"from": site})
 
 
-def test_register_study_rejects_zero_patient(study_registry, custom_error, site, study_key, content_root):
+def test_register_study_rejects_zero_patient(
+    study_registry, custom_error, site, study_key, content_root
+):
     with custom_error("StudyRegistryZeroPatient"):
         study_registry.registerStudy(study_key, ZERO_ADDRESS, content_root, 3, {"from": site})
 
@@ -69,12 +77,16 @@ def test_register_study_rejects_zero_root(study_registry, custom_error, site, pa
         study_registry.registerStudy(study_key, patient, bytes(32), 3, {"from": site})
 
 
-def test_register_study_rejects_zero_instances(study_registry, custom_error, site, patient, study_key, content_root):
+def test_register_study_rejects_zero_instances(
+    study_registry, custom_error, site, patient, study_key, content_root
+):
     with custom_error("StudyRegistryInvalidContent", content_root, 0):
         study_registry.registerStudy(study_key, patient, content_root, 0, {"from": site})
 
 
-def test_register_study_rejects_revoked_site(study_registry, admin, site, patient, study_key, content_root):
+def test_register_study_rejects_revoked_site(
+    study_registry, admin, site, patient, study_key, content_root
+):
     study_registry.revokeRole(study_registry.SITE_ROLE(), site, {"from": admin})
 
     with brownie.reverts(revert_pattern=r"AccessControlUnauthorizedAccount: .*"):

@@ -3,7 +3,9 @@
 from brownie import ZERO_ADDRESS
 
 
-def test_retire_study_emits_study_retired_and_deletes(study_registry, registered, admin, site, patient, study_key):
+def test_retire_study_emits_study_retired_and_deletes(
+    study_registry, registered, admin, site, patient, study_key
+):
     tx = study_registry.retireStudy(site, study_key, {"from": admin})
 
     assert dict(tx.events["StudyRetired"]) == {
@@ -14,7 +16,9 @@ def test_retire_study_emits_study_retired_and_deletes(study_registry, registered
     assert study_registry.patientOf(site, study_key) == ZERO_ADDRESS
 
 
-def test_retire_study_lets_site_register_again(study_registry, registered, admin, site, stranger, study_key, content_root):
+def test_retire_study_lets_site_register_again(
+    study_registry, registered, admin, site, stranger, study_key, content_root
+):
     study_registry.retireStudy(site, study_key, {"from": admin})
 
     study_registry.registerStudy(study_key, stranger, content_root, 1, {"from": site})
@@ -22,7 +26,9 @@ def test_retire_study_lets_site_register_again(study_registry, registered, admin
     assert study_registry.patientOf(site, study_key) == stranger
 
 
-def test_retire_study_by_stranger_reverts(study_registry, registered, custom_error, stranger, site, study_key):
+def test_retire_study_by_stranger_reverts(
+    study_registry, registered, custom_error, stranger, site, study_key
+):
     with custom_error("AccessControlUnauthorizedAccount", stranger, bytes(32)):
         study_registry.retireStudy(site, study_key, {"from": stranger})
 

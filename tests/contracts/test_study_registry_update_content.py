@@ -12,7 +12,9 @@ def test_update_content_replaces_root_and_count(study_registry, registered, site
     assert study_registry.contentVersionOf(site, study_key) == 2
 
 
-def test_update_content_emits_content_updated_per_version(study_registry, registered, site, study_key):
+def test_update_content_emits_content_updated_per_version(
+    study_registry, registered, site, study_key
+):
     study_registry.updateContent(study_key, NEW_ROOT, 5, {"from": site})
 
     tx = study_registry.updateContent(study_key, keccak(b"third"), 6, {"from": site})
@@ -35,11 +37,17 @@ def test_update_content_other_site_cannot_touch_it(
     assert study_registry.studyOf(site, study_key)[1] == "0x" + content_root.hex()
 
 
-def test_update_content_rejects_non_site(study_registry, registered, custom_error, stranger, study_key):
-    with custom_error("AccessControlUnauthorizedAccount", stranger, bytes(study_registry.SITE_ROLE())):
+def test_update_content_rejects_non_site(
+    study_registry, registered, custom_error, stranger, study_key
+):
+    with custom_error(
+        "AccessControlUnauthorizedAccount", stranger, bytes(study_registry.SITE_ROLE())
+    ):
         study_registry.updateContent(study_key, NEW_ROOT, 5, {"from": stranger})
 
 
-def test_update_content_rejects_invalid_content(study_registry, registered, custom_error, site, study_key):
+def test_update_content_rejects_invalid_content(
+    study_registry, registered, custom_error, site, study_key
+):
     with custom_error("StudyRegistryInvalidContent", NEW_ROOT, 0):
         study_registry.updateContent(study_key, NEW_ROOT, 0, {"from": site})

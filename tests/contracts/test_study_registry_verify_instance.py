@@ -99,8 +99,8 @@ def test_verify_instance_checks_only_current_version(study_registry, study, site
     study_registry.updateContent(study, newer.root, 4, {"from": site})
 
     assert not study_registry.verifyInstance(site, study, leaf, proof)
-    assert study_registry.verifyInstance(site, 
-        study, leaf_hash(*instances[1]), newer.proof(leaf_hash(*instances[1]))
+    assert study_registry.verifyInstance(
+        site, study, leaf_hash(*instances[1]), newer.proof(leaf_hash(*instances[1]))
     )
 
 
