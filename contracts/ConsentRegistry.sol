@@ -249,7 +249,13 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
 
     /// @dev Writes a tombstone: the slot keeps only `issuedAt`. One slot write, no read needed.
     function _tombstone(address patient, address grantee, bytes32 scope, uint48 issuedAt) internal {
-        _grants[_grantKey(patient, grantee, scope)] = Grant(0, false, 0, 0, issuedAt, 0);
+        Grant storage g = _grants[_grantKey(patient, grantee, scope)];
+        g.purposes = 0;
+        g.identified = false;
+        g.notBefore = 0;
+        g.expiresAt = 0;
+        g.issuedAt = issuedAt;
+        g.delegation = 0;
         emit ConsentRevoked(patient, grantee, scope);
     }
 
