@@ -4,21 +4,34 @@ pragma solidity 0.8.37;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 
 import {IConsentRegistry} from "../interfaces/IConsentRegistry.sol";
 
 /// @title ConsentRegistry
 /// @notice Patients grant, update and revoke access to their imaging studies: directly, through a
 /// delegate (guardian), or by an EIP-712 signature that anyone may relay.
-/// @dev Every change emits an event, so the full history can be rebuilt from logs alone.
-contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
+/// @dev Every change emits an event, so the full history can be rebuilt from logs alone. The
+/// trust model and the `isPermitted` rule are documented in IConsentRegistry. Signed messages are
+/// ordered by their `issuedAt` against the slot they change, not by a per-patient nonce: there is
+/// no nonce slot to write, and a patient's signatures for different slots never block each other.
+contract ConsentRegistry is IConsentRegistry, EIP712 {
+    /// @dev A delegate's current delegation. Two slots: `scope` (32 bytes); `expiresAt` and `id`,
+    /// 6 + 4 = 10 bytes. `expiresAt == 0` once removed.
+    struct Delegation {
+        bytes32 scope;
+        uint48 expiresAt;
+        uint32 id;
+    }
+
     /// @notice The scope meaning "all of the patient's studies".
     bytes32 public constant ALL_STUDIES = bytes32(0);
 
     /// @notice The purpose bits a grant may set; any other bit is reserved and rejected.
     /// @dev Bits 0..6: TREAT, ETREAT, HRESCH, PATRQT, HPAYMT, HOPERAT, PUBHLTH.
-    uint32 public constant KNOWN_PURPOSES = (1 << 7) - 1;
+    uint32 public constant KNOWN_PURPOSES = 0x7f;
+
+    /// @notice The longest a signed message may stay usable: `deadline - issuedAt`.
+    uint48 public constant MAX_SIGNATURE_LIFETIME = 30 days;
 
     // The EIP-712 type strings are fixed by the signed format (the Python client signs the same
     // types) and are hashed at compile time, so their length costs no gas at run time.
@@ -27,25 +40,31 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     /// @notice EIP-712 type hash of the `Grant` message that `grantBySig` accepts.
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,bytes32 scope,uint32 purposes,bool identified,"
-        "uint48 notBefore,uint48 expiresAt,uint256 nonce,uint256 deadline)"
+        "uint48 notBefore,uint48 expiresAt,uint48 issuedAt,uint256 deadline)"
     );
 
     /// @notice EIP-712 type hash of the `Revoke` message that `revokeBySig` accepts.
     bytes32 public constant REVOKE_TYPEHASH =
-        keccak256("Revoke(address patient,address grantee,bytes32 scope,uint256 nonce,uint256 deadline)");
+        keccak256("Revoke(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)");
+
+    /// @notice EIP-712 type hash of the `Cancel` message that `cancelBySig` accepts.
+    bytes32 public constant CANCEL_TYPEHASH =
+        keccak256("Cancel(address patient,address grantee,bytes32 scope,uint48 issuedAt,uint256 deadline)");
 
     /* solhint-enable gas-small-strings */
 
-    mapping(bytes32 grantId => Grant) private _grants;
-    mapping(address patient => mapping(address delegate => bool)) private _delegates;
+    /// @dev Key: keccak256(abi.encode(patient, grantee, scope)). One slot per grant:
+    /// 4 + 1 + 6 + 6 + 6 + 4 = 27 bytes.
+    mapping(bytes32 grantKey => Grant) private _grants;
+    mapping(address patient => mapping(address delegate => Delegation)) private _delegations;
+    /// @dev Expiry of each delegation id while it is its delegate's current one; 0 once removed or
+    /// replaced. `isPermitted` reads it for a delegate's grant: one slot.
+    mapping(address patient => mapping(uint32 delegation => uint48 expiresAt)) private _delegationExpiry;
+    mapping(address patient => uint32 count) private _delegationCount;
+    mapping(address patient => mapping(bytes32 studyKey => bool)) private _excluded;
 
-    modifier onlyDelegate(address patient) {
-        if (!_delegates[patient][msg.sender]) revert ConsentRegistryNotDelegate(patient, msg.sender);
-        _;
-    }
-
-    /// @notice Deploys the registry under the EIP-712 domain ("ConsentRegistry", "1").
-    constructor() EIP712("ConsentRegistry", "1") {}
+    /// @notice Deploys the registry under the EIP-712 domain ("ConsentRegistry", "2").
+    constructor() EIP712("ConsentRegistry", "2") {}
 
     /// @inheritdoc IConsentRegistry
     function grant(
@@ -56,19 +75,42 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         uint48 notBefore,
         uint48 expiresAt
     ) external {
-        _grant(msg.sender, grantee, scope, Grant(purposes, identified, notBefore, expiresAt));
+        _checkTerms(grantee, purposes, notBefore, expiresAt);
+        _grants[_grantKey(msg.sender, grantee, scope)] =
+            Grant(purposes, identified, notBefore, expiresAt, uint48(block.timestamp), 0);
+        emit ConsentGranted(msg.sender, grantee, scope, purposes, identified, notBefore, expiresAt);
     }
 
     /// @inheritdoc IConsentRegistry
     function revoke(address grantee, bytes32 scope) external {
-        _revoke(msg.sender, grantee, scope);
+        _tombstone(msg.sender, grantee, scope, uint48(block.timestamp));
     }
 
     /// @inheritdoc IConsentRegistry
-    function setDelegate(address delegate, bool allowed) external {
+    function cancelSignatures(address grantee, bytes32 scope) external {
+        _cancel(msg.sender, grantee, scope, uint48(block.timestamp));
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function setExclusion(bytes32 studyKey, bool excluded) external {
+        if (studyKey == ALL_STUDIES) revert ConsentRegistryInvalidStudyKey();
+        _excluded[msg.sender][studyKey] = excluded;
+        emit ExclusionSet(msg.sender, studyKey, excluded);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function setDelegate(address delegate, bytes32 scope, uint48 expiresAt) external {
         if (delegate == address(0) || delegate == msg.sender) revert ConsentRegistryInvalidDelegate(delegate);
-        _delegates[msg.sender][delegate] = allowed;
-        emit DelegateSet(msg.sender, delegate, allowed);
+        if (expiresAt != 0 && expiresAt <= block.timestamp) revert ConsentRegistryInvalidWindow(0, expiresAt);
+        Delegation storage d = _delegations[msg.sender][delegate];
+        uint32 previous = d.id;
+        if (previous != 0) delete _delegationExpiry[msg.sender][previous];
+        uint32 id = ++_delegationCount[msg.sender];
+        if (expiresAt != 0) _delegationExpiry[msg.sender][id] = expiresAt;
+        d.scope = scope;
+        d.expiresAt = expiresAt;
+        d.id = id;
+        emit DelegateSet(msg.sender, delegate, scope, expiresAt, id);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -80,13 +122,24 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         bool identified,
         uint48 notBefore,
         uint48 expiresAt
-    ) external onlyDelegate(patient) {
-        _grant(patient, grantee, scope, Grant(purposes, identified, notBefore, expiresAt));
+    ) external {
+        (uint32 id, uint48 delegationExpiresAt) = _activeDelegation(patient, scope);
+        if (grantee == msg.sender) revert ConsentRegistrySelfGrant(msg.sender);
+        if (expiresAt == 0 || expiresAt > delegationExpiresAt) {
+            revert ConsentRegistryOutsideDelegation(scope, expiresAt, delegationExpiresAt);
+        }
+        _checkTerms(grantee, purposes, notBefore, expiresAt);
+        _grants[_grantKey(patient, grantee, scope)] =
+            Grant(purposes, identified, notBefore, expiresAt, uint48(block.timestamp), id);
+        emit ConsentGranted(patient, grantee, scope, purposes, identified, notBefore, expiresAt);
+        emit DelegateActed(patient, msg.sender, id);
     }
 
     /// @inheritdoc IConsentRegistry
-    function revokeFor(address patient, address grantee, bytes32 scope) external onlyDelegate(patient) {
-        _revoke(patient, grantee, scope);
+    function revokeFor(address patient, address grantee, bytes32 scope) external {
+        (uint32 id,) = _activeDelegation(patient, scope);
+        _tombstone(patient, grantee, scope, uint48(block.timestamp));
+        emit DelegateActed(patient, msg.sender, id);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -98,13 +151,20 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         bool identified,
         uint48 notBefore,
         uint48 expiresAt,
+        uint48 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
-        if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
-        Grant memory g = Grant(purposes, identified, notBefore, expiresAt);
-        _checkSignature(patient, _useNonceAndHashGrant(patient, grantee, scope, g, deadline), signature);
-        _grant(patient, grantee, scope, g);
+        Grant memory g = Grant(purposes, identified, notBefore, expiresAt, issuedAt, 0);
+        _checkTimes(issuedAt, deadline);
+        _checkSignature(patient, _hashGrant(patient, grantee, scope, g, deadline), signature);
+        bytes32 key = _grantKey(patient, grantee, scope);
+        uint48 current = _grants[key].issuedAt;
+        if (issuedAt <= current) revert ConsentRegistrySupersededSignature(issuedAt, current);
+        _checkTerms(grantee, purposes, notBefore, expiresAt);
+        _grants[key] = g;
+        emit ConsentGranted(patient, grantee, scope, purposes, identified, notBefore, expiresAt);
+        emit SignatureUsed(patient, grantee, scope, issuedAt, msg.sender);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -112,12 +172,40 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         address patient,
         address grantee,
         bytes32 scope,
+        uint48 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
-        if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
-        _checkSignature(patient, _useNonceAndHashRevoke(patient, grantee, scope, deadline), signature);
-        _revoke(patient, grantee, scope);
+        _checkTimes(issuedAt, deadline);
+        _checkSignature(patient, _hashSlotMessage(REVOKE_TYPEHASH, patient, grantee, scope, issuedAt, deadline), signature);
+        Grant memory current = _grants[_grantKey(patient, grantee, scope)];
+        // Ties favour revocation: a live grant made in the same second as the signature is revoked.
+        bool applies = current.purposes != 0 ? issuedAt >= current.issuedAt : issuedAt > current.issuedAt;
+        if (applies) {
+            _tombstone(patient, grantee, scope, issuedAt);
+            emit SignatureUsed(patient, grantee, scope, issuedAt, msg.sender);
+        } else {
+            emit SignatureSuperseded(patient, grantee, scope, issuedAt);
+        }
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function cancelBySig(
+        address patient,
+        address grantee,
+        bytes32 scope,
+        uint48 issuedAt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _checkTimes(issuedAt, deadline);
+        _checkSignature(patient, _hashSlotMessage(CANCEL_TYPEHASH, patient, grantee, scope, issuedAt, deadline), signature);
+        if (issuedAt > _grants[_grantKey(patient, grantee, scope)].issuedAt) {
+            _cancel(patient, grantee, scope, issuedAt);
+            emit SignatureUsed(patient, grantee, scope, issuedAt, msg.sender);
+        } else {
+            emit SignatureSuperseded(patient, grantee, scope, issuedAt);
+        }
     }
 
     /// @inheritdoc IConsentRegistry
@@ -126,44 +214,64 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         view
         returns (bool permitted, bool identified)
     {
-        if (purpose >= 32) return (false, false);
+        // A shift by 32 or more yields 0 for uint32, so an unknown purpose is never permitted.
         uint32 bit = uint32(1) << purpose;
-        (permitted, identified) = _permits(_grants[_grantId(patient, grantee, studyKey)], bit);
-        if (identified || studyKey == ALL_STUDIES) return (permitted, identified);
-        (bool allPermitted, bool allIdentified) = _permits(_grants[_grantId(patient, grantee, ALL_STUDIES)], bit);
-        return (permitted || allPermitted, identified || allIdentified);
+        if (studyKey != ALL_STUDIES) {
+            Grant memory study = _grants[_grantKey(patient, grantee, studyKey)];
+            if (_inForce(patient, study)) return _decide(study, bit);
+            if (_excluded[patient][studyKey]) return (false, false);
+        }
+        Grant memory all = _grants[_grantKey(patient, grantee, ALL_STUDIES)];
+        if (_inForce(patient, all)) return _decide(all, bit);
+        return (false, false);
     }
 
     /// @inheritdoc IConsentRegistry
     function getGrant(address patient, address grantee, bytes32 scope) external view returns (Grant memory) {
-        return _grants[_grantId(patient, grantee, scope)];
+        return _grants[_grantKey(patient, grantee, scope)];
     }
 
     /// @inheritdoc IConsentRegistry
-    function isDelegate(address patient, address delegate) external view returns (bool) {
-        return _delegates[patient][delegate];
+    function getDelegation(address patient, address delegate)
+        external
+        view
+        returns (bytes32 scope, uint48 expiresAt, uint32 delegation)
+    {
+        Delegation memory d = _delegations[patient][delegate];
+        if (d.expiresAt <= block.timestamp) return (bytes32(0), 0, 0);
+        return (d.scope, d.expiresAt, d.id);
     }
 
     /// @inheritdoc IConsentRegistry
-    function nonces(address patient) public view override(IConsentRegistry, Nonces) returns (uint256) {
-        return super.nonces(patient);
+    function isExcluded(address patient, bytes32 studyKey) external view returns (bool) {
+        return _excluded[patient][studyKey];
     }
 
-    function _grant(address patient, address grantee, bytes32 scope, Grant memory g) internal {
-        if (grantee == address(0)) revert ConsentRegistryZeroGrantee();
-        if (g.purposes == 0 || g.purposes & ~KNOWN_PURPOSES != 0) revert ConsentRegistryInvalidPurposes(g.purposes);
-        if (g.expiresAt != 0 && (g.expiresAt <= g.notBefore || g.expiresAt <= block.timestamp)) {
-            revert ConsentRegistryInvalidWindow(g.notBefore, g.expiresAt);
-        }
-        _grants[_grantId(patient, grantee, scope)] = g;
-        emit ConsentGranted(patient, grantee, scope, g.purposes, g.identified, g.notBefore, g.expiresAt);
-    }
-
-    function _revoke(address patient, address grantee, bytes32 scope) internal {
-        bytes32 id = _grantId(patient, grantee, scope);
-        if (_grants[id].purposes == 0) revert ConsentRegistryGrantNotFound(patient, grantee, scope);
-        delete _grants[id];
+    /// @dev Writes a tombstone: the slot keeps only `issuedAt`. One slot write, no read needed.
+    function _tombstone(address patient, address grantee, bytes32 scope, uint48 issuedAt) internal {
+        Grant storage g = _grants[_grantKey(patient, grantee, scope)];
+        g.purposes = 0;
+        g.identified = false;
+        g.notBefore = 0;
+        g.expiresAt = 0;
+        g.issuedAt = issuedAt;
+        g.delegation = 0;
         emit ConsentRevoked(patient, grantee, scope);
+    }
+
+    /// @dev Raises the slot's `issuedAt`, terms unchanged.
+    function _cancel(address patient, address grantee, bytes32 scope, uint48 issuedAt) internal {
+        _grants[_grantKey(patient, grantee, scope)].issuedAt = issuedAt;
+        emit SignaturesCancelled(patient, grantee, scope, issuedAt);
+    }
+
+    /// @dev The caller's delegation from `patient`, if active and covering `scope`.
+    function _activeDelegation(address patient, bytes32 scope) internal view returns (uint32 id, uint48 expiresAt) {
+        Delegation memory d = _delegations[patient][msg.sender];
+        if (d.expiresAt <= block.timestamp || (d.scope != ALL_STUDIES && d.scope != scope)) {
+            revert ConsentRegistryNotDelegate(patient, msg.sender);
+        }
+        return (d.id, d.expiresAt);
     }
 
     /// @dev Accepts a 65-byte ECDSA signature by `patient` (OpenZeppelin `ECDSA.tryRecover`: low-s
@@ -171,8 +279,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     /// `SignatureChecker.isValidERC1271SignatureNow`). Trying ECDSA first skips the cold
     /// EXTCODESIZE (2,600 gas) of `SignatureChecker.isValidSignatureNow` on the common EOA path.
     /// No contract address has a known private key, so this accepts exactly what the code-size
-    /// dispatch accepts. Reading r, s and v from calldata in assembly instead of letting
-    /// `tryRecover` copy the signature to memory saved only 261 gas, so it is not done.
+    /// dispatch accepts.
     function _checkSignature(address patient, bytes32 structHash, bytes calldata signature) internal view {
         bytes32 digest = _hashTypedDataV4(structHash);
         if (signature.length == 65) {
@@ -184,17 +291,37 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
         }
     }
 
-    /// @dev Consumes the patient's current nonce and returns the EIP-712 struct hash of the `Grant`
-    /// message that carries it. A message signed over any other nonce then fails the signature
-    /// check, so a signature is accepted at most once. Kept apart from `grantBySig` to stay within
-    /// the stack.
-    function _useNonceAndHashGrant(
-        address patient,
-        address grantee,
-        bytes32 scope,
-        Grant memory g,
-        uint256 deadline
-    ) internal returns (bytes32) {
+    /// @dev The checks every signed message passes before its signature is checked.
+    function _checkTimes(uint48 issuedAt, uint256 deadline) internal view {
+        if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
+        if (issuedAt > block.timestamp) revert ConsentRegistrySignatureFromFuture(issuedAt);
+        if (deadline > uint256(issuedAt) + MAX_SIGNATURE_LIFETIME) {
+            revert ConsentRegistrySignatureLifetimeTooLong(issuedAt, deadline);
+        }
+    }
+
+    /// @dev The checks every grant's terms pass, whoever makes it.
+    function _checkTerms(address grantee, uint32 purposes, uint48 notBefore, uint48 expiresAt) internal view {
+        if (grantee == address(0)) revert ConsentRegistryZeroGrantee();
+        if (purposes == 0 || purposes & ~KNOWN_PURPOSES != 0) revert ConsentRegistryInvalidPurposes(purposes);
+        if (expiresAt != 0 && (expiresAt <= notBefore || expiresAt <= block.timestamp)) {
+            revert ConsentRegistryInvalidWindow(notBefore, expiresAt);
+        }
+    }
+
+    /// @dev Whether a stored grant is in force now (see the `isPermitted` rule).
+    function _inForce(address patient, Grant memory g) internal view returns (bool) {
+        if (g.purposes == 0 || block.timestamp < g.notBefore) return false;
+        if (g.expiresAt != 0 && block.timestamp >= g.expiresAt) return false;
+        return g.delegation == 0 || block.timestamp < _delegationExpiry[patient][g.delegation];
+    }
+
+    /// @dev EIP-712 struct hash of a `Grant` message. Kept apart from `grantBySig` to stay within the stack.
+    function _hashGrant(address patient, address grantee, bytes32 scope, Grant memory g, uint256 deadline)
+        internal
+        pure
+        returns (bytes32)
+    {
         return keccak256(
             abi.encode(
                 GRANT_TYPEHASH,
@@ -205,28 +332,31 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
                 g.identified,
                 g.notBefore,
                 g.expiresAt,
-                _useNonce(patient),
+                g.issuedAt,
                 deadline
             )
         );
     }
 
-    /// @dev As `_useNonceAndHashGrant`, for the `Revoke` message.
-    function _useNonceAndHashRevoke(address patient, address grantee, bytes32 scope, uint256 deadline)
-        internal
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, scope, _useNonce(patient), deadline));
+    /// @dev EIP-712 struct hash of a `Revoke` or `Cancel` message (same fields, different type hash).
+    function _hashSlotMessage(
+        bytes32 typeHash,
+        address patient,
+        address grantee,
+        bytes32 scope,
+        uint48 issuedAt,
+        uint256 deadline
+    ) internal pure returns (bytes32) {
+        return keccak256(abi.encode(typeHash, patient, grantee, scope, issuedAt, deadline));
     }
 
-    function _permits(Grant storage g, uint32 bit) internal view returns (bool permitted, bool identified) {
-        Grant memory m = g;
-        permitted = m.purposes & bit != 0 && block.timestamp >= m.notBefore
-            && (m.expiresAt == 0 || block.timestamp < m.expiresAt);
-        identified = permitted && m.identified;
+    /// @dev The deciding grant's answer: identified only together with permitted.
+    function _decide(Grant memory g, uint32 bit) internal pure returns (bool permitted, bool identified) {
+        permitted = g.purposes & bit != 0;
+        identified = permitted && g.identified;
     }
 
-    function _grantId(address patient, address grantee, bytes32 scope) internal pure returns (bytes32) {
+    function _grantKey(address patient, address grantee, bytes32 scope) internal pure returns (bytes32) {
         return keccak256(abi.encode(patient, grantee, scope));
     }
 }

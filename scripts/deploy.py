@@ -1,4 +1,4 @@
-"""Deploy ConsentRegistry, StudyRegistry and AccessLog, grant roles, write the manifest.
+"""Deploy the three contracts, grant roles, bind gateways and write the manifest.
 
 Run with ``brownie run scripts/deploy.py --network <net>``. The manifest goes to
 ``deployments/<chainId>.json`` (schema in docs/deployments.md). Configuration, all optional, comes
@@ -7,13 +7,16 @@ from the environment, so no key ever sits in a flag or a file in the repository:
 - ``IMAGING_CONSENT_DEPLOYER_KEY``: the deployer's private key (hex). Otherwise
   ``IMAGING_CONSENT_DEPLOYER_ID``: a brownie keystore account id (the password is prompted).
   Otherwise, on a local development chain only (chain id 1337 or 31337), ``accounts[0]``.
-- ``IMAGING_CONSENT_SITES``, ``IMAGING_CONSENT_GATEWAYS``, ``IMAGING_CONSENT_EMERGENCY``:
-  comma-separated addresses granted ``SITE_ROLE`` (StudyRegistry), ``GATEWAY_ROLE`` and
-  ``EMERGENCY_ROLE`` (AccessLog). On a development chain, unset SITES and GATEWAYS default to the
-  deployer; elsewhere every list defaults to empty.
-- ``IMAGING_CONSENT_ADMIN``: the account that ends up with ``DEFAULT_ADMIN_ROLE`` on both
-  role-based contracts (default: the deployer). If it differs, the deployer grants it and then
-  renounces its own admin role, after granting the roles above.
+- ``IMAGING_CONSENT_SITES``: comma-separated addresses granted ``SITE_ROLE`` (StudyRegistry).
+- ``IMAGING_CONSENT_GATEWAYS``, ``IMAGING_CONSENT_EMERGENCY``: comma-separated gateways and
+  emergency clinicians, bound in AccessLog to the *deployer's* site (v2 has no gateway admin: each
+  site binds its own). They need the deployer among the sites. On a development chain, unset SITES
+  and GATEWAYS default to the deployer; elsewhere every list defaults to empty.
+- ``IMAGING_CONSENT_ADMIN``: the account that is to hold StudyRegistry's ``DEFAULT_ADMIN_ROLE``
+  (default: the deployer). If it differs, the deployer starts the two-step handover
+  (``beginDefaultAdminTransfer``); the new admin accepts it after ``IMAGING_CONSENT_ADMIN_DELAY``.
+- ``IMAGING_CONSENT_ADMIN_DELAY``: StudyRegistry's admin handover delay in seconds
+  (default 0 on a development chain, 2 days elsewhere).
 - ``IMAGING_CONSENT_DEPLOYMENTS``: the manifest folder (default ``deployments``).
 """
 
@@ -37,6 +40,7 @@ from imaging_consent.contracts.manifest import (
 )
 
 DEV_CHAIN_IDS = frozenset({1337, 31337})
+DEFAULT_ADMIN_DELAY = 2 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class RolePlan:
     gateways: tuple[str, ...] = ()
     emergency: tuple[str, ...] = ()
     admin: str | None = None
+    admin_delay: int = 0
 
 
 def _addresses(value: str | None) -> tuple[str, ...] | None:
@@ -62,11 +67,13 @@ def plan_from_env(deployer: str, chain_id: int, env: dict[str, str] | None = Non
     sites = _addresses(env.get("IMAGING_CONSENT_SITES"))
     gateways = _addresses(env.get("IMAGING_CONSENT_GATEWAYS"))
     admin = env.get("IMAGING_CONSENT_ADMIN")
+    delay = env.get("IMAGING_CONSENT_ADMIN_DELAY")
     return RolePlan(
         sites=dev if sites is None else sites,
         gateways=dev if gateways is None else gateways,
         emergency=_addresses(env.get("IMAGING_CONSENT_EMERGENCY")) or (),
         admin=to_checksum_address(admin) if admin else None,
+        admin_delay=int(delay) if delay else (0 if dev else DEFAULT_ADMIN_DELAY),
     )
 
 
@@ -91,7 +98,7 @@ def _deployed(tx: Any) -> DeployedContract:
 
 
 def deploy(deployer: Any, plan: RolePlan, out_dir: str | os.PathLike[str]) -> Manifest:
-    """Deploy the contracts in dependency order, grant roles and write the manifest.
+    """Deploy the contracts in dependency order, grant roles, bind gateways, write the manifest.
 
     Args:
         deployer: The brownie account that sends every transaction.
@@ -100,11 +107,16 @@ def deploy(deployer: Any, plan: RolePlan, out_dir: str | os.PathLike[str]) -> Ma
 
     Returns:
         The manifest written.
+
+    Raises:
+        ValueError: If gateways or clinicians are to be bound but the deployer is not a site.
     """
+    if (plan.gateways or plan.emergency) and deployer.address not in plan.sites:
+        raise ValueError("gateways and emergency clinicians are bound to the deployer's site")
     tx = {"from": deployer}
     consent = ConsentRegistry.deploy(tx)
-    studies = StudyRegistry.deploy(deployer, tx)
-    log = AccessLog.deploy(consent, studies, deployer, tx)
+    studies = StudyRegistry.deploy(plan.admin_delay, deployer, tx)
+    log = AccessLog.deploy(consent, studies, tx)
     deployments = {
         name: _deployed(c.tx)
         for name, c in (
@@ -115,21 +127,25 @@ def deploy(deployer: Any, plan: RolePlan, out_dir: str | os.PathLike[str]) -> Ma
     }
 
     roles: list[RoleGrant] = []
-    for name, contract, role, members in (
-        ("StudyRegistry", studies, "SITE_ROLE", plan.sites),
-        ("AccessLog", log, "GATEWAY_ROLE", plan.gateways),
-        ("AccessLog", log, "EMERGENCY_ROLE", plan.emergency),
+    by = to_checksum_address(deployer.address)
+    for account in plan.sites:
+        studies.grantRole(studies.SITE_ROLE(), account, tx)
+        roles.append(RoleGrant("StudyRegistry", "SITE_ROLE", to_checksum_address(account), by))
+    # AccessLog v2 has no roles of its own: the deployer, as a site, binds them to itself.
+    for kind, bind, members in (
+        ("GATEWAY", log.setGateway, plan.gateways),
+        ("EMERGENCY", log.setEmergencyClinician, plan.emergency),
     ):
         for account in members:
-            contract.grantRole(getattr(contract, role)(), account, tx)
-            roles.append(RoleGrant(name, role, to_checksum_address(account)))
+            bind(account, True, tx)
+            roles.append(RoleGrant("AccessLog", kind, to_checksum_address(account), by))
     admin = plan.admin or deployer.address
     if admin != deployer.address:
-        for name, contract in (("StudyRegistry", studies), ("AccessLog", log)):
-            admin_role = contract.DEFAULT_ADMIN_ROLE()
-            contract.grantRole(admin_role, admin, tx)
-            contract.renounceRole(admin_role, deployer, tx)
-            roles.append(RoleGrant(name, "DEFAULT_ADMIN_ROLE", to_checksum_address(admin)))
+        # Two steps (AccessControlDefaultAdminRules): the new admin accepts after the delay.
+        studies.beginDefaultAdminTransfer(admin, tx)
+        roles.append(
+            RoleGrant("StudyRegistry", "PENDING_DEFAULT_ADMIN", to_checksum_address(admin), by)
+        )
 
     first = deployments["ConsentRegistry"].block_number
     stamp = datetime.fromtimestamp(chain[first].timestamp, tz=timezone.utc)

@@ -11,9 +11,9 @@ Method, the same for every key:
 - Views (``is_permitted*``): execution gas only, i.e. ``eth_estimateGas`` of the call minus the
   21,000 base minus the EIP-2028 calldata cost (4 per zero byte, 16 per non-zero byte).
 
-Every input is fixed (private keys, deployer nonce, timestamps in the signed messages), so the
+Every input is fixed (private keys, deployer nonce, the chain time and the signed fields), so the
 signatures and hence the calldata are the same on every run and the figures are exact. The
-EIP-712 `Grant` and `Revoke` types are the client's own (`imaging_consent.consent.signing`).
+EIP-712 types are the v2 contracts' (scripts/eip712.py).
 tests/contracts/test_gas*.py measure again and assert the same figures.
 """
 
@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from brownie import ConsentRegistry, accounts, chain, web3
-from eth_account import Account
 from eth_utils import keccak
 
-from imaging_consent.consent.signing import GRANT_TYPE, REVOKE_TYPE
+from scripts.eip712 import sign
 from scripts.gas_provenance import measure as measure_provenance
 
 OUTPUT = Path(__file__).resolve().parent.parent / "bench" / "gas.json"
+ALL_STUDIES = bytes(32)
 BASE_TX_GAS = 21_000
 
 Measurement = Callable[[], dict[str, int]]
@@ -62,39 +62,38 @@ def fixed_account(label: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 STUDY = keccak(text="gas bench study key")  # stands in for keccak256(pepper ‖ StudyInstanceUID)
+OTHER_STUDY = keccak(text="gas bench other study key")
 TREAT_AND_RESEARCH = 0b101
-EXPIRES_AT = 1_893_456_000  # 2030-01-01T00:00:00Z
-DEADLINE = 4_102_444_800  # 2100-01-01T00:00:00Z
+# Signed messages carry `issuedAt` (<= block time) and a deadline at most 30 days later, so the
+# measurements first move the chain to this fixed time (2065-01-24): every signed field, hence
+# every signature and all calldata, is then the same on every run.
+FIXED_TIME = 3_000_000_000
+EXPIRES_AT = FIXED_TIME + 365 * 86_400
+DEADLINE = FIXED_TIME + 86_400
 
 
-def _sign(registry: Any, key: str, primary: str, message: dict[str, Any]) -> bytes:
-    fields, name, version, chain_id, verifying_contract, _salt, _ext = registry.eip712Domain()
-    assert fields == "0x0f"  # name, version, chainId, verifyingContract
-    fields_of = {"Grant": GRANT_TYPE, "Revoke": REVOKE_TYPE}[primary]
-    full_message = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            primary: [{"name": n, "type": t} for n, t in fields_of],
-        },
-        "primaryType": primary,
-        "domain": {
-            "name": name,
-            "version": version,
-            "chainId": chain_id,
-            "verifyingContract": verifying_contract,
-        },
-        "message": message,
-    }
-    return bytes(Account.sign_typed_data(key, full_message=full_message).signature)
+def at_fixed_time() -> int:
+    """Mine a block at FIXED_TIME (the chain must not be past it) and return it."""
+    latest = web3.eth.get_block("latest").timestamp
+    if latest > FIXED_TIME:
+        raise RuntimeError(f"chain time {latest} is past the gas bench's fixed time {FIXED_TIME}")
+    chain.mine(timestamp=FIXED_TIME)
+    return FIXED_TIME
 
 
 def consent_registry_gas() -> dict[str, int]:
-    """Gas of ConsentRegistry's state-changing calls and of `isPermitted`."""
+    """Gas of ConsentRegistry's state-changing calls and of `isPermitted`.
+
+    Runs on a chain snapshot and reverts it, because it moves the chain to FIXED_TIME.
+    """
+    chain.snapshot()
+    try:
+        return _consent_registry_gas()
+    finally:
+        chain.revert()
+
+
+def _consent_registry_gas() -> dict[str, int]:
     deployer = fixed_account("deployer")
     patient = fixed_account("patient")
     signer = fixed_account("signing patient")
@@ -103,33 +102,42 @@ def consent_registry_gas() -> dict[str, int]:
     relayer = accounts[0]
     # First transaction of `deployer`: a fixed address, so fixed signatures and calldata.
     registry = ConsentRegistry.deploy({"from": deployer, "silent": True})
+    issued_at = at_fixed_time()
     gas: dict[str, int] = {}
 
     def used(tx: Any) -> int:
         return int(tx.gas_used)
 
+    def send(method: str, *args: Any, sender: Any = patient) -> int:
+        return used(getattr(registry, method)(*args, {"from": sender, "silent": True}))
+
     args = (grantee, STUDY, TREAT_AND_RESEARCH, True, 0, EXPIRES_AT)
-    gas["grant"] = used(registry.grant(*args, {"from": patient, "silent": True}))
-    # Best case: the study-scoped grant permits with identified data, so one slot is read.
+    gas["grant"] = send("grant", *args)
+    # Best case: the study-scoped grant is in force and decides alone: one grant slot read.
     gas["is_permitted_study"] = view_execution_gas(
         registry, "isPermitted", patient, grantee, STUDY, 0
     )
-    gas["grant_update"] = used(
-        registry.grant(grantee, STUDY, 0b1, False, 0, EXPIRES_AT, {"from": patient, "silent": True})
-    )
-    # Worst case: the study-scoped grant does not permit, so the all-studies slot is read too.
-    gas["is_permitted"] = view_execution_gas(registry, "isPermitted", patient, grantee, STUDY, 2)
-    gas["revoke"] = used(registry.revoke(grantee, STUDY, {"from": patient, "silent": True}))
+    gas["grant_update"] = send("grant", grantee, STUDY, 0b1, False, 0, EXPIRES_AT)
+    gas["revoke"] = send("revoke", grantee, STUDY)
+    gas["cancel_signatures"] = send("cancelSignatures", grantee, STUDY)
+    gas["set_exclusion"] = send("setExclusion", OTHER_STUDY, True)
 
-    gas["set_delegate"] = used(
-        registry.setDelegate(delegate, True, {"from": patient, "silent": True})
+    gas["set_delegate"] = send("setDelegate", delegate, ALL_STUDIES, EXPIRES_AT)
+    gas["grant_for"] = send(
+        "grantFor", patient, grantee, ALL_STUDIES, 0b1, True, 0, EXPIRES_AT, sender=delegate
     )
-    gas["grant_for"] = used(registry.grantFor(patient, *args, {"from": delegate, "silent": True}))
-    gas["revoke_for"] = used(
-        registry.revokeFor(patient, grantee, STUDY, {"from": delegate, "silent": True})
+    # Worst case of a patient-made grant: no study-scoped grant in force (a tombstone), so the
+    # exclusion and the all-studies slot are read too. Made by the patient here, see below.
+    send("grant", grantee, ALL_STUDIES, 0b1, True, 0, EXPIRES_AT)
+    gas["is_permitted"] = view_execution_gas(registry, "isPermitted", patient, grantee, STUDY, 0)
+    # And when the deciding all-studies grant was made by a delegate: its delegation is read too.
+    send("grantFor", patient, grantee, ALL_STUDIES, 0b1, True, 0, EXPIRES_AT, sender=delegate)
+    gas["is_permitted_delegated"] = view_execution_gas(
+        registry, "isPermitted", patient, grantee, STUDY, 0
     )
+    gas["revoke_for"] = send("revokeFor", patient, grantee, ALL_STUDIES, sender=delegate)
 
-    # The signing patient's first signed grant: its nonce slot is still empty.
+    # The signing patient's first signed grant: its grant slot is new.
     grant_message = {
         "patient": signer.address,
         "grantee": grantee.address,
@@ -138,25 +146,49 @@ def consent_registry_gas() -> dict[str, int]:
         "identified": True,
         "notBefore": 0,
         "expiresAt": EXPIRES_AT,
-        "nonce": 0,
+        "issuedAt": issued_at,
         "deadline": DEADLINE,
     }
-    signature = _sign(registry, signer.private_key, "Grant", grant_message)
-    tx = registry.grantBySig(signer, *args, DEADLINE, signature, {"from": relayer, "silent": True})
+    signature = sign(registry, signer.private_key, "Grant", grant_message)
+    tx = registry.grantBySig(
+        signer, *args, issued_at, DEADLINE, signature, {"from": relayer, "silent": True}
+    )
     gas["grant_by_sig"] = used(tx)
 
-    revoke_message = {
+    # Later signatures need later (fixed) block times.
+    chain.mine(timestamp=FIXED_TIME + 10)
+    slot_message = {
         "patient": signer.address,
         "grantee": grantee.address,
         "scope": STUDY,
-        "nonce": 1,
+        "issuedAt": FIXED_TIME + 10,
         "deadline": DEADLINE,
     }
-    signature = _sign(registry, signer.private_key, "Revoke", revoke_message)
+    signature = sign(registry, signer.private_key, "Revoke", slot_message)
     tx = registry.revokeBySig(
-        signer, grantee, STUDY, DEADLINE, signature, {"from": relayer, "silent": True}
+        signer,
+        grantee,
+        STUDY,
+        FIXED_TIME + 10,
+        DEADLINE,
+        signature,
+        {"from": relayer, "silent": True},
     )
     gas["revoke_by_sig"] = used(tx)
+
+    chain.mine(timestamp=FIXED_TIME + 20)
+    slot_message["issuedAt"] = FIXED_TIME + 20
+    signature = sign(registry, signer.private_key, "Cancel", slot_message)
+    tx = registry.cancelBySig(
+        signer,
+        grantee,
+        STUDY,
+        FIXED_TIME + 20,
+        DEADLINE,
+        signature,
+        {"from": relayer, "silent": True},
+    )
+    gas["cancel_by_sig"] = used(tx)
     return gas
 
 

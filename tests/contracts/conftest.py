@@ -7,6 +7,7 @@ import re
 import brownie
 import pytest
 from brownie import chain
+from consent_values import later
 from eth_hash.auto import keccak
 
 
@@ -65,8 +66,8 @@ def gateway(accounts):
 
 @pytest.fixture(scope="module")
 def emergency(accounts):
-    """A clinician holding EMERGENCY_ROLE in the access log."""
-    return accounts[8]
+    """An emergency clinician of `site`, whose key the tests hold (it signs break-glass)."""
+    return accounts.add()
 
 
 @pytest.fixture(scope="module")
@@ -75,18 +76,36 @@ def other_site(accounts):
 
 
 @pytest.fixture(scope="module")
+def other_gateway(accounts):
+    """The gateway of `other_site`."""
+    return accounts[8]
+
+
+ADMIN_DELAY = 3 * 86_400  # StudyRegistry's delay between starting and accepting an admin handover
+
+
+@pytest.fixture(scope="module")
+def admin_delay():
+    return ADMIN_DELAY
+
+
+@pytest.fixture(scope="module")
 def study_registry(StudyRegistry, admin, site, other_site):
-    registry = StudyRegistry.deploy(admin, {"from": admin})
+    registry = StudyRegistry.deploy(ADMIN_DELAY, admin, {"from": admin})
     for account in (site, other_site):
         registry.grantRole(registry.SITE_ROLE(), account, {"from": admin})
     return registry
 
 
 @pytest.fixture(scope="module")
-def access_log(AccessLog, consent, study_registry, admin, gateway, emergency):
-    log = AccessLog.deploy(consent, study_registry, admin, {"from": admin})
-    log.grantRole(log.GATEWAY_ROLE(), gateway, {"from": admin})
-    log.grantRole(log.EMERGENCY_ROLE(), emergency, {"from": admin})
+def access_log(
+    AccessLog, consent, study_registry, site, other_site, gateway, other_gateway, emergency
+):
+    """The log; `gateway` and `emergency` belong to `site`, `other_gateway` to `other_site`."""
+    log = AccessLog.deploy(consent, study_registry, {"from": site})
+    log.setGateway(gateway, True, {"from": site})
+    log.setEmergencyClinician(emergency, True, {"from": site})
+    log.setGateway(other_gateway, True, {"from": other_site})
     return log
 
 
@@ -152,3 +171,9 @@ def wallet(MockWallet1271, signer, admin):
 def deadline():
     """A deadline an hour from now."""
     return chain.time() + 3600
+
+
+@pytest.fixture
+def issued_at():
+    """A fresh `issuedAt`: the timestamp of a newly mined block."""
+    return later()

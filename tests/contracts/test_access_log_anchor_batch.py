@@ -38,7 +38,5 @@ def test_anchor_batch_rejects_empty_batch(access_log, custom_error, gateway):
 
 
 def test_anchor_batch_rejects_non_gateway(access_log, custom_error, stranger):
-    role = access_log.GATEWAY_ROLE()
-
-    with custom_error("AccessControlUnauthorizedAccount", stranger, bytes(role)):
+    with custom_error("AccessLogNotGateway", stranger):
         access_log.anchorBatch(ROOT, 10, BATCH, {"from": stranger})

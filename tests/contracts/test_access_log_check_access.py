@@ -1,35 +1,27 @@
-"""AccessLog.checkAccess: the gateway's one-call view of patient, content root and consent."""
+"""AccessLog.checkAccess: what recordAccess would decide for a site's study, without recording."""
 
-import brownie
-
-PURPOSE_TREAT = 0
-PURPOSE_HRESCH = 2
+TREAT = 0
 
 
 def test_check_access_permitted_returns_patient_root_and_consent(
-    access_log, consent, registered, patient, grantee, study_key, content_root
+    access_log, consent, registered, site, patient, grantee, study_key, content_root
 ):
-    consent.grant(grantee, study_key, 1 << PURPOSE_TREAT, False, 0, 0, {"from": patient})
+    consent.grant(grantee, study_key, 1, False, 0, 0, {"from": patient})
 
-    result = access_log.checkAccess(study_key, grantee, PURPOSE_TREAT)
+    assert tuple(access_log.checkAccess(site, study_key, grantee, TREAT)) == (
+        patient,
+        "0x" + content_root.hex(),
+        True,
+        False,
+    )
 
-    assert result[0] == patient
-    assert bytes(result[1]) == content_root
-    assert result[2:] == (True, False)
+
+def test_check_access_denied_for_other_purpose(access_log, registered, site, grantee, study_key):
+    assert tuple(access_log.checkAccess(site, study_key, grantee, 2))[2:] == (False, False)
 
 
-def test_check_access_denied_for_other_purpose(
-    access_log, consent, registered, patient, grantee, study_key
+def test_check_access_unknown_study_in_site_reverts(
+    access_log, custom_error, registered, other_site, grantee, study_key
 ):
-    consent.grant(grantee, study_key, 1 << PURPOSE_TREAT, True, 0, 0, {"from": patient})
-
-    result = access_log.checkAccess(study_key, grantee, PURPOSE_HRESCH)
-
-    assert result[2:] == (False, False)
-
-
-def test_check_access_unknown_study_reverts(access_log, grantee):
-    unknown = b"\x42" * 32
-
-    with brownie.reverts(revert_pattern=r"StudyRegistryUnknownStudy: .*"):
-        access_log.checkAccess(unknown, grantee, PURPOSE_TREAT)
+    with custom_error("StudyRegistryUnknownStudy", other_site, study_key):
+        access_log.checkAccess(other_site, study_key, grantee, TREAT)

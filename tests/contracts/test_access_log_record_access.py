@@ -1,142 +1,139 @@
-"""AccessLog.recordAccess: every request is recorded, granted or denied, as consent says now."""
+"""AccessLog.recordAccess: a gateway records decisions on its own site's studies only."""
 
 from brownie import ZERO_ADDRESS, chain
 from eth_hash.auto import keccak
 
 TREAT, HRESCH = 0, 2
 REQUEST = keccak(b"request-1")
-ALL_STUDIES = bytes(32)
 
 
-def test_record_access_grants_with_consent(
-    access_log, consent, registered, gateway, patient, grantee, study_key
+def test_record_access_granted_returns_and_emits_identified(
+    access_log, consent, registered, patient, grantee, gateway, study_key
 ):
+    consent.grant(grantee, study_key, 1 << TREAT, True, 0, 0, {"from": patient})
+
+    tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
+
+    assert tx.return_value == (True, True)
+    assert len(tx.events) == 1
+    assert dict(tx.events["AccessGranted"]) == {
+        "studyKey": "0x" + study_key.hex(),
+        "patient": patient,
+        "accessor": grantee,
+        "purpose": TREAT,
+        "identified": True,
+        "requestId": "0x" + REQUEST.hex(),
+        "gateway": gateway,
+    }
+
+
+def test_record_access_reflects_downgrade_to_deidentified(
+    access_log, consent, registered, patient, grantee, gateway, study_key
+):
+    consent.grant(grantee, bytes(32), 1 << TREAT, True, 0, 0, {"from": patient})
     consent.grant(grantee, study_key, 1 << TREAT, False, 0, 0, {"from": patient})
 
     tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
 
-    assert tx.return_value is True
-    assert len(tx.events) == 1
-    assert tx.events["AccessGranted"] == {
+    assert tx.return_value == (True, False)
+    assert tx.events["AccessGranted"]["identified"] is False
+
+
+def test_record_access_denied_emits_access_denied(
+    access_log, registered, patient, grantee, gateway, study_key
+):
+    tx = access_log.recordAccess(study_key, grantee, HRESCH, REQUEST, {"from": gateway})
+
+    assert tx.return_value == (False, False)
+    assert dict(tx.events["AccessDenied"]) == {
         "studyKey": "0x" + study_key.hex(),
         "patient": patient,
         "accessor": grantee,
-        "purpose": TREAT,
+        "purpose": HRESCH,
         "requestId": "0x" + REQUEST.hex(),
         "gateway": gateway,
     }
 
 
-def test_record_access_grants_with_all_studies_consent(
-    access_log, consent, registered, gateway, patient, grantee, study_key
-):
-    consent.grant(grantee, ALL_STUDIES, 1 << HRESCH, False, 0, 0, {"from": patient})
-
-    tx = access_log.recordAccess(study_key, grantee, HRESCH, REQUEST, {"from": gateway})
-
-    assert tx.return_value is True
-    assert "AccessGranted" in tx.events
-
-
-def test_record_access_denies_without_consent(
-    access_log, registered, gateway, patient, grantee, study_key
-):
-    tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
-
-    assert tx.return_value is False
-    assert len(tx.events) == 1
-    assert tx.events["AccessDenied"] == {
-        "studyKey": "0x" + study_key.hex(),
-        "patient": patient,
-        "accessor": grantee,
-        "purpose": TREAT,
-        "requestId": "0x" + REQUEST.hex(),
-        "gateway": gateway,
-    }
-
-
-def test_record_access_denies_other_purpose(
-    access_log, consent, registered, gateway, patient, grantee, study_key
-):
-    consent.grant(grantee, study_key, 1 << TREAT, True, 0, 0, {"from": patient})
-
-    tx = access_log.recordAccess(study_key, grantee, HRESCH, REQUEST, {"from": gateway})
-
-    assert tx.return_value is False
-    assert "AccessDenied" in tx.events
-
-
-def test_record_access_denies_after_expiry(
-    access_log, consent, registered, gateway, patient, grantee, study_key
-):
-    consent.grant(grantee, study_key, 1 << TREAT, True, 0, chain.time() + 60, {"from": patient})
-    chain.sleep(120)
-    chain.mine()
-
-    tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
-
-    assert tx.return_value is False
-    assert "AccessDenied" in tx.events
-
-
-def test_record_access_denies_after_revoke(
-    access_log, consent, registered, gateway, patient, grantee, study_key
+def test_record_access_denied_after_revoke(
+    access_log, consent, registered, patient, grantee, gateway, study_key
 ):
     consent.grant(grantee, study_key, 1 << TREAT, True, 0, 0, {"from": patient})
     consent.revoke(grantee, study_key, {"from": patient})
 
     tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
 
-    assert tx.return_value is False
     assert "AccessDenied" in tx.events
 
 
-def test_record_access_denies_out_of_range_purpose(
-    access_log, consent, registered, gateway, patient, grantee, study_key
+def test_record_access_denied_after_expiry(
+    access_log, consent, registered, patient, grantee, gateway, study_key
 ):
-    consent.grant(grantee, study_key, 1 << TREAT, True, 0, 0, {"from": patient})
+    end = chain.time() + 100
+    consent.grant(grantee, study_key, 1 << TREAT, True, 0, end, {"from": patient})
+    chain.mine(timestamp=end + 1)
 
-    tx = access_log.recordAccess(study_key, grantee, 255, REQUEST, {"from": gateway})
+    tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
 
-    assert tx.events["AccessDenied"]["purpose"] == 255
+    assert "AccessDenied" in tx.events
 
 
-def test_record_access_rejects_unknown_study(access_log, custom_error, gateway, grantee, study_key):
-    with custom_error("StudyRegistryUnknownStudy", study_key):
+def test_record_access_other_sites_gateway_cannot_record(
+    access_log, custom_error, registered, other_site, other_gateway, grantee, study_key
+):
+    # Attack: a second site's gateway records for site A's study (v1: any gateway could).
+    with custom_error("StudyRegistryUnknownStudy", other_site, study_key):
+        access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": other_gateway})
+
+
+def test_record_access_copied_key_at_other_site_leaves_site_a_alone(
+    access_log,
+    consent,
+    study_registry,
+    registered,
+    other_site,
+    patient,
+    stranger,
+    grantee,
+    gateway,
+    study_key,
+    content_root,
+):
+    # Attack: site B registers site A's key with a patient it controls, who grants everything.
+    study_registry.registerStudy(study_key, stranger, content_root, 1, {"from": other_site})
+    consent.grant(grantee, study_key, 0x7F, True, 0, 0, {"from": stranger})
+
+    tx = access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
+
+    assert tx.events["AccessDenied"]["patient"] == patient
+    assert tx.return_value == (False, False)
+
+
+def test_record_access_by_non_gateway_reverts(
+    access_log, custom_error, registered, site, grantee, study_key
+):
+    with custom_error("AccessLogNotGateway", site):
+        access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": site})
+
+
+def test_record_access_by_released_gateway_reverts(
+    access_log, custom_error, registered, site, gateway, grantee, study_key
+):
+    access_log.setGateway(gateway, False, {"from": site})
+
+    with custom_error("AccessLogNotGateway", gateway):
         access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})
 
 
-def test_record_access_unknown_study_error_is_study_registrys(access_log, study_registry):
-    def errors(contract):
-        return {item["name"]: item for item in contract.abi if item["type"] == "error"}
-
-    log_errors, registry_errors = errors(access_log), errors(study_registry)
-
-    assert "AccessLogUnknownStudy" not in log_errors
-    assert log_errors["StudyRegistryUnknownStudy"] == registry_errors["StudyRegistryUnknownStudy"]
-
-
-def test_record_access_rejects_zero_accessor(
+def test_record_access_zero_accessor_reverts(
     access_log, custom_error, registered, gateway, study_key
 ):
     with custom_error("AccessLogZeroAccessor"):
         access_log.recordAccess(study_key, ZERO_ADDRESS, TREAT, REQUEST, {"from": gateway})
 
 
-def test_record_access_rejects_non_gateway(
-    access_log, custom_error, registered, stranger, grantee, study_key
+def test_record_access_unknown_study_reverts(
+    access_log, custom_error, site, gateway, grantee, study_key
 ):
-    role = access_log.GATEWAY_ROLE()
-
-    with custom_error("AccessControlUnauthorizedAccount", stranger, bytes(role)):
-        access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": stranger})
-
-
-def test_record_access_rejects_revoked_gateway(
-    access_log, custom_error, registered, admin, gateway, grantee, study_key
-):
-    role = access_log.GATEWAY_ROLE()
-    access_log.revokeRole(role, gateway, {"from": admin})
-
-    with custom_error("AccessControlUnauthorizedAccount", gateway, bytes(role)):
+    with custom_error("StudyRegistryUnknownStudy", site, study_key):
         access_log.recordAccess(study_key, grantee, TREAT, REQUEST, {"from": gateway})

@@ -1,6 +1,6 @@
 """Stateful: across random grants, revokes, expiries, registrations and accesses, every
 recordAccess emits exactly one of AccessGranted / AccessDenied, the one ConsentRegistry.isPermitted
-gives at that block, and returns the same answer.
+gives at that block, and returns the same (permitted, identified) answer.
 
 A plain hypothesis RuleBasedStateMachine: brownie 1.22.2's own `state_machine` fixture is broken
 (see the toolchain notes). Each example starts from a chain snapshot and reverts to it.
@@ -118,12 +118,14 @@ def test_record_access_matches_is_permitted(
             tx = access_log.recordAccess(key, accessor, purpose, request, {"from": gateway})
 
             self.recorded += 1
-            permitted, _ = consent.isPermitted(
+            permitted, identified = consent.isPermitted(
                 self.patient_of[key], accessor, key, purpose, block_identifier=tx.block_number
             )
             names = [e.name for e in tx.events]
             assert names == ["AccessGranted" if permitted else "AccessDenied"]
-            assert tx.return_value == permitted
+            assert tuple(tx.return_value) == (permitted, identified)
+            if permitted:
+                assert tx.events[0]["identified"] == identified
             event = tx.events[0]
             assert (event["patient"], event["accessor"], event["purpose"]) == (
                 self.patient_of[key],
@@ -135,7 +137,7 @@ def test_record_access_matches_is_permitted(
         @invariant()
         def studies_keep_their_patient(self):
             for key, patient in self.patient_of.items():
-                assert study_registry.patientOf(key) == patient
+                assert study_registry.patientOf(site, key) == patient
 
     AccessMachine.TestCase.settings = settings(
         max_examples=15, stateful_step_count=15, deadline=None

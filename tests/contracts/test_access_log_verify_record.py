@@ -1,39 +1,46 @@
-"""AccessLog.recordLeaf and verifyRecord: a single record proven against an anchored batch root."""
+"""AccessLog.recordLeaf and verifyRecord: a record proven against its gateway's anchored root."""
 
 import pytest
 from brownie import chain
-from consent_values import ETREAT
+from eth_abi import encode
 from eth_hash.auto import keccak
 
-from imaging_consent.access_log.record import AccessRecord
+from imaging_consent.access_log.record import RECORD_TYPES
 from imaging_consent.provenance.merkle import MerkleTree
 
 BATCH = keccak(b"batch-7")
+
+
+def leaf(record):
+    """keccak256(bytes.concat(keccak256(abi.encode(record)))), ten words."""
+    return keccak(keccak(encode(list(RECORD_TYPES), list(record))))
 
 
 @pytest.fixture
 def records(patient, grantee, emergency, gateway, study_key):
     now = chain.time()
     out = [
-        AccessRecord(
-            study_key=study_key,
-            patient=patient.address,
-            accessor=grantee.address,
-            purpose=i % 4,
-            permitted=i % 3 != 0,
-            break_glass=False,
-            request_id=keccak(f"request-{i}".encode()),
-            gateway=gateway.address,
-            timestamp=now + i,
+        (
+            study_key,
+            patient.address,
+            grantee.address,
+            i % 4,
+            i % 3 != 0,
+            i % 2 == 0,
+            False,
+            keccak(f"request-{i}".encode()),
+            gateway.address,
+            now + i,
         )
         for i in range(6)
     ]
     out.append(
-        AccessRecord(
+        (
             study_key,
             patient.address,
             emergency.address,
-            ETREAT,
+            1,
+            True,
             True,
             True,
             keccak(b"request-bg"),
@@ -46,38 +53,44 @@ def records(patient, grantee, emergency, gateway, study_key):
 
 def test_record_leaf_matches_python_encoding(access_log, records):
     for record in records:
-        assert access_log.recordLeaf(record.as_tuple()) == "0x" + record.leaf().hex()
+        assert access_log.recordLeaf(record) == "0x" + leaf(record).hex()
 
 
 def test_verify_record_proves_each_record_of_anchored_batch(access_log, gateway, records):
-    tree = MerkleTree.of([r.leaf() for r in records])
+    tree = MerkleTree.of([leaf(r) for r in records])
     tx = access_log.anchorBatch(tree.root, len(records), BATCH, {"from": gateway})
     anchored = tx.events["BatchAnchored"]["root"]
 
     for record in records:
-        leaf = record.leaf()
-        assert access_log.verifyRecord(anchored, leaf, tree.proof(leaf))
+        assert access_log.verifyRecord(anchored, gateway, record, tree.proof(leaf(record)))
 
 
-def test_verify_record_rejects_altered_record(access_log, records):
-    tree = MerkleTree.of([r.leaf() for r in records])
+def test_verify_record_refuses_record_naming_other_gateway(
+    access_log, gateway, other_gateway, records
+):
+    # Attack: a valid proof for gateway A's batch presented as if another gateway anchored it.
+    tree = MerkleTree.of([leaf(r) for r in records])
+    record = records[0]
+
+    assert not access_log.verifyRecord(tree.root, other_gateway, record, tree.proof(leaf(record)))
+
+
+def test_verify_record_rejects_identified_flipped(access_log, gateway, records):
+    tree = MerkleTree.of([leaf(r) for r in records])
     original = records[1]
-    altered = AccessRecord(
-        *original.as_tuple()[:4], not original.permitted, *original.as_tuple()[5:]
+    altered = (*original[:5], not original[5], *original[6:])
+
+    assert not access_log.verifyRecord(tree.root, gateway, altered, tree.proof(leaf(original)))
+
+
+def test_verify_record_rejects_proof_against_other_root(access_log, gateway, records):
+    tree = MerkleTree.of([leaf(r) for r in records])
+    other = MerkleTree.of([leaf(r) for r in records[:3]])
+
+    assert not access_log.verifyRecord(
+        other.root, gateway, records[4], tree.proof(leaf(records[4]))
     )
 
-    assert not access_log.verifyRecord(tree.root, altered.leaf(), tree.proof(original.leaf()))
 
-
-def test_verify_record_rejects_proof_against_other_root(access_log, records):
-    tree = MerkleTree.of([r.leaf() for r in records])
-    other = MerkleTree.of([r.leaf() for r in records[:3]])
-    leaf = records[0].leaf()
-
-    assert not access_log.verifyRecord(other.root, leaf, tree.proof(leaf))
-
-
-def test_verify_record_single_record_batch_root_is_leaf(access_log, records):
-    leaf = records[0].leaf()
-
-    assert access_log.verifyRecord(leaf, leaf, [])
+def test_verify_record_single_record_batch_root_is_leaf(access_log, gateway, records):
+    assert access_log.verifyRecord(leaf(records[0]), gateway, records[0], [])

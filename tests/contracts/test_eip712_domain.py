@@ -10,7 +10,7 @@ def test_eip712_domain_reports_name_version_chain_and_contract(consent):
 
     assert fields == "0x0f"  # name, version, chainId, verifyingContract; no salt, no extensions
     assert name == "ConsentRegistry"
-    assert version == "1"
+    assert version == "2"
     assert chain_id == chain.id == 1337
     assert verifying_contract == consent.address
     assert int(salt.hex() or "0", 16) == 0

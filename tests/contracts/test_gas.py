@@ -13,16 +13,20 @@ from scripts.gas import consent_registry_gas
 from scripts.gas_table import load_ceilings, load_gas
 
 KEYS = (
+    "cancel_by_sig",
+    "cancel_signatures",
     "grant",
-    "grant_by_sig",  # a patient's first signed grant: its nonce slot is new
+    "grant_by_sig",  # a patient's first signed grant: its grant slot is new
     "grant_for",
     "grant_update",
-    "is_permitted",  # execution only, the worst case (both slots read)
+    "is_permitted",  # execution only: study tombstone, exclusion and all-studies slot read
+    "is_permitted_delegated",  # as is_permitted, plus the delegation of a delegate's grant
     "is_permitted_study",
-    "revoke",
+    "revoke",  # a tombstone overwrites the grant: no refund
     "revoke_by_sig",
     "revoke_for",
     "set_delegate",
+    "set_exclusion",
 )
 SNAPSHOT = {key: gas for key, gas in load_gas().items() if key in KEYS}
 TARGETS = {key: ceiling for key, ceiling in load_ceilings().items() if key in KEYS}

@@ -1,45 +1,17 @@
-"""ConsentRegistry.getGrant: the stored grant for one (patient, grantee, scope)."""
+"""ConsentRegistry.getGrant: the stored slot as is (grant, tombstone or zeros)."""
 
 from __future__ import annotations
 
-from brownie import chain
-from consent_values import ALL_STUDIES, DAY, NO_GRANT, STUDY_A, stored
+from consent_values import NO_GRANT, STUDY_A, stored
 
 
-def test_get_grant_none_is_all_zero(consent, patient, grantee):
-    result = stored(consent, patient, grantee, STUDY_A)
-
-    assert result == NO_GRANT
+def test_get_grant_unknown_is_zeros(consent, patient, grantee):
+    assert stored(consent, patient, grantee, STUDY_A) == NO_GRANT
 
 
-def test_get_grant_returns_stored_fields(consent, patient, grantee):
-    not_before = chain.time() + DAY
-    expires_at = not_before + 7 * DAY
-    consent.grant(grantee, ALL_STUDIES, 0b1001, True, not_before, expires_at, {"from": patient})
+def test_get_grant_returns_expired_grant_as_stored(consent, patient, grantee, chain):
+    end = chain.time() + 100
+    tx = consent.grant(grantee, STUDY_A, 0b1, True, 0, end, {"from": patient})
+    chain.mine(timestamp=end + 1)
 
-    result = consent.getGrant(patient, grantee, ALL_STUDIES)
-
-    assert result["purposes"] == 0b1001
-    assert result["identified"] is True
-    assert result["notBefore"] == not_before
-    assert result["expiresAt"] == expires_at
-
-
-def test_get_grant_keeps_expired_grant_until_revoked(consent, patient, grantee):
-    expires_at = chain.time() + DAY
-    consent.grant(grantee, STUDY_A, 0b1, False, 0, expires_at, {"from": patient})
-    chain.sleep(2 * DAY)
-    chain.mine()
-
-    result = stored(consent, patient, grantee, STUDY_A)
-
-    assert result == (0b1, False, 0, expires_at)
-
-
-def test_get_grant_after_revoke_is_all_zero(consent, patient, grantee):
-    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
-    consent.revoke(grantee, STUDY_A, {"from": patient})
-
-    result = stored(consent, patient, grantee, STUDY_A)
-
-    assert result == NO_GRANT
+    assert stored(consent, patient, grantee, STUDY_A) == (0b1, True, 0, end, tx.timestamp, 0)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import brownie
 from brownie import ZERO_ADDRESS, chain
-from consent_values import ALL_STUDIES, DAY, NO_GRANT, STUDY_A, STUDY_B, stored
+from consent_values import (
+    ALL_STUDIES,
+    DAY,
+    NO_GRANT,
+    STUDY_A,
+    STUDY_B,
+    error,
+    later,
+    permitted,
+    stored,
+    terms,
+)
+from eip712_messages import sign_grant
 
 
 def test_grant_emits_consent_granted(consent, patient, grantee):
@@ -24,13 +36,20 @@ def test_grant_emits_consent_granted(consent, patient, grantee):
     }
 
 
-def test_grant_stores_grant(consent, patient, grantee):
+def test_grant_stores_grant_with_block_time_as_issued_at(consent, patient, grantee):
     not_before = chain.time() + DAY
     expires_at = not_before + DAY
 
-    consent.grant(grantee, STUDY_A, 0b11, True, not_before, expires_at, {"from": patient})
+    tx = consent.grant(grantee, STUDY_A, 0b11, True, not_before, expires_at, {"from": patient})
 
-    assert stored(consent, patient, grantee, STUDY_A) == (0b11, True, not_before, expires_at)
+    assert stored(consent, patient, grantee, STUDY_A) == (
+        0b11,
+        True,
+        not_before,
+        expires_at,
+        tx.timestamp,
+        0,
+    )
 
 
 def test_grant_replaces_existing_grant(consent, patient, grantee):
@@ -39,15 +58,23 @@ def test_grant_replaces_existing_grant(consent, patient, grantee):
     tx = consent.grant(grantee, STUDY_A, 0b100, False, 0, 0, {"from": patient})
 
     assert tx.events["ConsentGranted"]["purposes"] == 0b100
-    assert tx.events["ConsentGranted"]["identified"] is False
-    assert stored(consent, patient, grantee, STUDY_A) == (0b100, False, 0, 0)
+    assert terms(consent, patient, grantee, STUDY_A) == (0b100, False, 0, 0)
+
+
+def test_grant_after_revoke_replaces_tombstone(consent, patient, grantee):
+    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
+    consent.revoke(grantee, STUDY_A, {"from": patient})
+
+    consent.grant(grantee, STUDY_A, 0b10, False, 0, 0, {"from": patient})
+
+    assert permitted(consent, patient, grantee, STUDY_A, 1) == (True, False)
 
 
 def test_grant_all_studies_scope_stored_under_zero(consent, patient, grantee):
     tx = consent.grant(grantee, ALL_STUDIES, 0b1, False, 0, 0, {"from": patient})
 
     assert tx.events["ConsentGranted"]["scope"] == "0x" + ALL_STUDIES.hex()
-    assert stored(consent, patient, grantee, ALL_STUDIES) == (0b1, False, 0, 0)
+    assert terms(consent, patient, grantee, ALL_STUDIES) == (0b1, False, 0, 0)
     assert stored(consent, patient, grantee, STUDY_A) == NO_GRANT
 
 
@@ -57,9 +84,32 @@ def test_grant_leaves_other_keys_alone(consent, patient, grantee, stranger):
 
     consent.grant(grantee, STUDY_A, 0b1, False, 0, 0, {"from": patient})
 
-    assert stored(consent, patient, grantee, STUDY_B) == (0b10, True, 0, 0)
-    assert stored(consent, patient, stranger, STUDY_A) == (0b100, False, 0, 0)
+    assert terms(consent, patient, grantee, STUDY_B) == (0b10, True, 0, 0)
+    assert terms(consent, patient, stranger, STUDY_A) == (0b100, False, 0, 0)
     assert stored(consent, stranger, grantee, STUDY_A) == NO_GRANT
+
+
+def test_grant_voids_grant_signatures_issued_before(consent, signer, grantee, relayer, deadline):
+    issued_at = later()
+    sig = sign_grant(
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=0b1,
+        identified=True,
+        issued_at=issued_at,
+        deadline=deadline,
+    )
+    tx = consent.grant(grantee, STUDY_A, 0b100, False, 0, 0, {"from": signer})
+
+    with brownie.reverts(
+        revert_pattern=error("ConsentRegistrySupersededSignature", issued_at, tx.timestamp)
+    ):
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 0b1, True, 0, 0, issued_at, deadline, sig, {"from": relayer}
+        )
 
 
 def test_grant_all_known_purposes_accepted(consent, patient, grantee):
@@ -93,13 +143,6 @@ def test_grant_expiry_before_start_reverts(consent, patient, grantee):
         consent.grant(grantee, STUDY_A, 0b1, False, not_before, expires_at, {"from": patient})
 
 
-def test_grant_expiry_equal_to_start_reverts(consent, patient, grantee):
-    not_before = chain.time() + DAY
-
-    with brownie.reverts(revert_pattern=r"ConsentRegistryInvalidWindow: .*"):
-        consent.grant(grantee, STUDY_A, 0b1, False, not_before, not_before, {"from": patient})
-
-
 def test_grant_expiry_in_past_reverts(consent, patient, grantee):
     expires_at = chain.time() - 1
 
@@ -109,8 +152,9 @@ def test_grant_expiry_in_past_reverts(consent, patient, grantee):
 
 def test_grant_invalid_input_changes_nothing(consent, patient, grantee):
     consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
+    before = stored(consent, patient, grantee, STUDY_A)
 
     with brownie.reverts(revert_pattern=r"ConsentRegistryInvalidPurposes: 0"):
         consent.grant(grantee, STUDY_A, 0, False, 0, 0, {"from": patient})
 
-    assert stored(consent, patient, grantee, STUDY_A) == (0b1, True, 0, 0)
+    assert stored(consent, patient, grantee, STUDY_A) == before

@@ -1,20 +1,10 @@
-"""ConsentRegistry.revoke: the patient ends a grant."""
+"""ConsentRegistry.revoke: the patient revokes; a tombstone stays, and revocation never fails."""
 
 from __future__ import annotations
 
 import brownie
-from brownie import chain
-from consent_values import (
-    ALL_STUDIES,
-    DAY,
-    NO_GRANT,
-    STUDY_A,
-    STUDY_B,
-    TREAT,
-    error,
-    permitted,
-    stored,
-)
+from consent_values import ALL_STUDIES, STUDY_A, STUDY_B, error, later, permitted, stored, terms
+from eip712_messages import sign_grant
 
 
 def test_revoke_emits_consent_revoked(consent, patient, grantee):
@@ -30,59 +20,85 @@ def test_revoke_emits_consent_revoked(consent, patient, grantee):
     }
 
 
-def test_revoke_clears_grant(consent, patient, grantee):
+def test_revoke_leaves_tombstone_with_block_time(consent, patient, grantee):
     consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
-
-    consent.revoke(grantee, STUDY_A, {"from": patient})
-
-    assert stored(consent, patient, grantee, STUDY_A) == NO_GRANT
-    assert permitted(consent, patient, grantee, STUDY_A, TREAT) == (False, False)
-
-
-def test_revoke_expired_grant_succeeds(consent, patient, grantee):
-    consent.grant(grantee, STUDY_A, 0b1, True, 0, chain.time() + DAY, {"from": patient})
-    chain.sleep(2 * DAY)
-    chain.mine()
 
     tx = consent.revoke(grantee, STUDY_A, {"from": patient})
 
+    assert stored(consent, patient, grantee, STUDY_A) == (0, False, 0, 0, tx.timestamp, 0)
+    assert permitted(consent, patient, grantee, STUDY_A, 0) == (False, False)
+
+
+def test_revoke_missing_grant_still_records_revocation(consent, patient, grantee):
+    tx = consent.revoke(grantee, STUDY_B, {"from": patient})
+
     assert "ConsentRevoked" in tx.events
-    assert stored(consent, patient, grantee, STUDY_A) == NO_GRANT
+    assert stored(consent, patient, grantee, STUDY_B)[4] == tx.timestamp
 
 
-def test_revoke_leaves_other_keys_alone(consent, patient, grantee, stranger):
-    for scope in (STUDY_A, STUDY_B, ALL_STUDIES):
-        consent.grant(grantee, scope, 0b1, True, 0, 0, {"from": patient})
-    consent.grant(stranger, STUDY_A, 0b10, False, 0, 0, {"from": patient})
+def test_revoke_leaves_other_scopes_alone(consent, patient, grantee):
+    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
+    consent.grant(grantee, ALL_STUDIES, 0b10, False, 0, 0, {"from": patient})
 
     consent.revoke(grantee, STUDY_A, {"from": patient})
 
-    assert stored(consent, patient, grantee, STUDY_B) == (0b1, True, 0, 0)
-    assert stored(consent, patient, grantee, ALL_STUDIES) == (0b1, True, 0, 0)
-    assert stored(consent, patient, stranger, STUDY_A) == (0b10, False, 0, 0)
+    assert terms(consent, patient, grantee, ALL_STUDIES) == (0b10, False, 0, 0)
 
 
-def test_revoke_missing_grant_reverts(consent, patient, grantee):
-    with brownie.reverts(
-        revert_pattern=error("ConsentRegistryGrantNotFound", patient, grantee, STUDY_A)
-    ):
-        consent.revoke(grantee, STUDY_A, {"from": patient})
-
-
-def test_revoke_twice_reverts(consent, patient, grantee):
-    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
-    consent.revoke(grantee, STUDY_A, {"from": patient})
-
-    with brownie.reverts(revert_pattern=r"ConsentRegistryGrantNotFound: .*"):
-        consent.revoke(grantee, STUDY_A, {"from": patient})
-
-
-def test_revoke_other_patients_grant_is_not_reachable(consent, patient, grantee, stranger):
+def test_revoke_by_stranger_touches_only_own_slot(consent, patient, grantee, stranger):
     consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": patient})
 
-    with brownie.reverts(
-        revert_pattern=error("ConsentRegistryGrantNotFound", stranger, grantee, STUDY_A)
-    ):
-        consent.revoke(grantee, STUDY_A, {"from": stranger})
+    consent.revoke(grantee, STUDY_A, {"from": stranger})
 
-    assert stored(consent, patient, grantee, STUDY_A) == (0b1, True, 0, 0)
+    assert terms(consent, patient, grantee, STUDY_A) == (0b1, True, 0, 0)
+
+
+def test_revoke_old_grant_signature_cannot_revive_it(consent, signer, grantee, relayer, deadline):
+    # Attack: the patient signed a grant, it was used, then the patient revoked directly. A relayer
+    # who kept the signature submits it again (v1: a fresh nonce-less copy would also do).
+    issued_at = later()
+    args = (signer, grantee, STUDY_A, 0b1, True, 0, 0, issued_at, deadline)
+    sig = sign_grant(
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=0b1,
+        identified=True,
+        issued_at=issued_at,
+        deadline=deadline,
+    )
+    consent.grantBySig(*args, sig, {"from": relayer})
+    tx = consent.revoke(grantee, STUDY_A, {"from": signer})
+
+    with brownie.reverts(
+        revert_pattern=error("ConsentRegistrySupersededSignature", issued_at, tx.timestamp)
+    ):
+        consent.grantBySig(*args, sig, {"from": relayer})
+
+    assert permitted(consent, signer, grantee, STUDY_A, 0) == (False, False)
+
+
+def test_revoke_unused_older_grant_signature_cannot_revive_it(
+    consent, signer, grantee, relayer, deadline
+):
+    # The signature was never used at all: a direct revoke after it still voids it.
+    issued_at = later()
+    sig = sign_grant(
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=0b1,
+        issued_at=issued_at,
+        deadline=deadline,
+    )
+    later()
+    consent.revoke(grantee, STUDY_A, {"from": signer})
+
+    with brownie.reverts(revert_pattern=r"ConsentRegistrySupersededSignature: .*"):
+        consent.grantBySig(
+            signer, grantee, STUDY_A, 0b1, False, 0, 0, issued_at, deadline, sig, {"from": relayer}
+        )

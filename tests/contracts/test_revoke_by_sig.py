@@ -1,226 +1,215 @@
-"""ConsentRegistry.revokeBySig: a revocation signed by the patient (EIP-712), relayed by anyone."""
+"""ConsentRegistry.revokeBySig: a signed revocation nobody can block or turn on a later grant."""
 
 from __future__ import annotations
 
 import brownie
 from brownie import chain
-from consent_values import NO_GRANT, STUDY_A, STUDY_B, error, stored
-from eip712_messages import high_s_twin, sign_grant, sign_revoke
+from consent_values import (
+    MAX_SIGNATURE_LIFETIME,
+    STUDY_A,
+    error,
+    later,
+    latest_time,
+    permitted,
+    stored,
+)
+from eip712_messages import sign_grant, sign_revoke
 
 
-def _revoke(consent, key, patient, grantee, deadline, scope=STUDY_A, **overrides):
-    """Sign a revocation and return the revokeBySig arguments."""
+def _revoke(consent, signer, grantee, issued_at, deadline, key=None):
     sig = sign_revoke(
         consent,
-        key,
-        patient=patient,
+        key or signer.private_key,
+        patient=signer,
         grantee=grantee,
-        scope=scope,
+        scope=STUDY_A,
+        issued_at=issued_at,
         deadline=deadline,
-        **overrides,
     )
-    return (patient, grantee, scope, deadline, sig)
+    return (signer, grantee, STUDY_A, issued_at, deadline, sig)
 
 
-def test_revoke_by_sig_emits_consent_revoked(consent, signer, grantee, relayer, deadline):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    args = _revoke(consent, signer.private_key, signer, grantee, deadline)
+def _grant(consent, signer, grantee, issued_at, deadline):
+    sig = sign_grant(
+        consent,
+        signer.private_key,
+        patient=signer,
+        grantee=grantee,
+        scope=STUDY_A,
+        purposes=0b1,
+        identified=True,
+        issued_at=issued_at,
+        deadline=deadline,
+    )
+    return (signer, grantee, STUDY_A, 0b1, True, 0, 0, issued_at, deadline, sig)
 
-    tx = consent.revokeBySig(*args, {"from": relayer})
 
-    assert len(tx.events) == 1
+def test_revoke_by_sig_revokes_live_grant(consent, signer, grantee, relayer, deadline):
+    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": signer})
+    issued_at = later()
+
+    tx = consent.revokeBySig(
+        *_revoke(consent, signer, grantee, issued_at, deadline), {"from": relayer}
+    )
+
+    assert len(tx.events) == 2
     assert dict(tx.events["ConsentRevoked"]) == {
         "patient": signer,
         "grantee": grantee,
         "scope": "0x" + STUDY_A.hex(),
     }
-    assert stored(consent, signer, grantee, STUDY_A) == NO_GRANT
-    assert consent.nonces(signer) == 1
+    assert dict(tx.events["SignatureUsed"]) == {
+        "patient": signer,
+        "grantee": grantee,
+        "scope": "0x" + STUDY_A.hex(),
+        "issuedAt": issued_at,
+        "relayer": relayer,
+    }
+    assert stored(consent, signer, grantee, STUDY_A) == (0, False, 0, 0, issued_at, 0)
 
 
-def test_revoke_by_sig_replay_reverts(consent, signer, grantee, relayer, deadline):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    args = _revoke(consent, signer.private_key, signer, grantee, deadline)
-    consent.revokeBySig(*args, {"from": relayer})
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
+def test_revoke_by_sig_tie_favours_revocation(consent, signer, grantee, relayer, deadline):
+    tx = consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": signer})
 
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(*args, {"from": relayer})
+    consent.revokeBySig(
+        *_revoke(consent, signer, grantee, tx.timestamp, deadline), {"from": relayer}
+    )
 
-    assert stored(consent, signer, grantee, STUDY_A) == (1, True, 0, 0)
+    assert permitted(consent, signer, grantee, STUDY_A, 0) == (False, False)
 
 
-def test_revoke_by_sig_nonce_taken_by_grant_by_sig_reverts(
+def test_revoke_by_sig_front_run_old_grant_cannot_block_it(
+    consent, signer, grantee, relayer, stranger, deadline
+):
+    # Attack (v1: the relayed grant consumed the nonce the revocation was signed over, so the
+    # revocation reverted): the patient signed a grant, then a revocation; an attacker relays the
+    # old grant just before the revocation lands.
+    grant_args = _grant(consent, signer, grantee, later(), deadline)
+    revoke_args = _revoke(consent, signer, grantee, later(), deadline)
+    consent.grantBySig(*grant_args, {"from": stranger})
+
+    tx = consent.revokeBySig(*revoke_args, {"from": relayer})
+
+    assert "ConsentRevoked" in tx.events
+    assert permitted(consent, signer, grantee, STUDY_A, 0) == (False, False)
+
+
+def test_revoke_by_sig_front_run_then_grant_replay_reverts(
+    consent, signer, grantee, relayer, stranger, deadline
+):
+    grant_args = _grant(consent, signer, grantee, later(), deadline)
+    revoke_args = _revoke(consent, signer, grantee, later(), deadline)
+    consent.grantBySig(*grant_args, {"from": stranger})
+    consent.revokeBySig(*revoke_args, {"from": relayer})
+
+    with brownie.reverts(revert_pattern=r"ConsentRegistrySupersededSignature: .*"):
+        consent.grantBySig(*grant_args, {"from": stranger})
+
+
+def test_revoke_by_sig_cannot_revoke_later_signed_grant(
     consent, signer, grantee, relayer, deadline
 ):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    revoke_args = _revoke(consent, signer.private_key, signer, grantee, deadline)  # nonce 0
-    grant_sig = sign_grant(
-        consent,
-        signer.private_key,
-        patient=signer,
-        grantee=grantee,
-        scope=STUDY_B,
-        purposes=1,
-        nonce=0,
-        deadline=deadline,
+    revoke_args = _revoke(consent, signer, grantee, later(), deadline)
+    grant_args = _grant(consent, signer, grantee, later(), deadline)
+    consent.grantBySig(*grant_args, {"from": relayer})
+
+    tx = consent.revokeBySig(*revoke_args, {"from": relayer})
+
+    assert len(tx.events) == 1
+    assert dict(tx.events["SignatureSuperseded"]) == {
+        "patient": signer,
+        "grantee": grantee,
+        "scope": "0x" + STUDY_A.hex(),
+        "issuedAt": revoke_args[3],
+    }
+    assert permitted(consent, signer, grantee, STUDY_A, 0) == (True, True)
+
+
+def test_revoke_by_sig_cannot_revoke_later_direct_grant(
+    consent, signer, grantee, relayer, deadline
+):
+    revoke_args = _revoke(consent, signer, grantee, later(), deadline)
+    later()
+    consent.grant(grantee, STUDY_A, 0b1, False, 0, 0, {"from": signer})
+
+    tx = consent.revokeBySig(*revoke_args, {"from": relayer})
+
+    assert "SignatureSuperseded" in tx.events
+    assert permitted(consent, signer, grantee, STUDY_A, 0) == (True, False)
+
+
+def test_revoke_by_sig_replay_changes_nothing(consent, signer, grantee, relayer, deadline):
+    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": signer})
+    args = _revoke(consent, signer, grantee, later(), deadline)
+    consent.revokeBySig(*args, {"from": relayer})
+    before = stored(consent, signer, grantee, STUDY_A)
+
+    tx = consent.revokeBySig(*args, {"from": relayer})
+
+    assert list(tx.events.keys()) == ["SignatureSuperseded"]
+    assert stored(consent, signer, grantee, STUDY_A) == before
+
+
+def test_revoke_by_sig_newer_than_tombstone_raises_it(consent, signer, grantee, relayer, deadline):
+    older_grant = _grant(consent, signer, grantee, later(), deadline)
+    consent.revoke(grantee, STUDY_A, {"from": signer})
+    issued_at = later()
+
+    tx = consent.revokeBySig(
+        *_revoke(consent, signer, grantee, issued_at, deadline), {"from": relayer}
     )
-    consent.grantBySig(
-        signer, grantee, STUDY_B, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
+
+    assert "ConsentRevoked" in tx.events and "SignatureUsed" in tx.events
+    assert stored(consent, signer, grantee, STUDY_A)[4] == issued_at
+    with brownie.reverts(revert_pattern=r"ConsentRegistrySupersededSignature: .*"):
+        consent.grantBySig(*older_grant, {"from": relayer})
+
+
+def test_revoke_by_sig_of_missing_grant_records_tombstone(
+    consent, signer, grantee, relayer, deadline, issued_at
+):
+    tx = consent.revokeBySig(
+        *_revoke(consent, signer, grantee, issued_at, deadline), {"from": relayer}
     )
 
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(*revoke_args, {"from": relayer})
-
-    assert stored(consent, signer, grantee, STUDY_A) == (1, True, 0, 0)
+    assert "ConsentRevoked" in tx.events
+    assert stored(consent, signer, grantee, STUDY_A)[4] == issued_at
 
 
-def test_revoke_by_sig_grant_signature_reused_reverts(consent, signer, grantee, relayer, deadline):
-    # A Grant signature is not a Revoke signature, even with the same nonce and deadline.
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    grant_sig = sign_grant(
-        consent,
-        signer.private_key,
-        patient=signer,
-        grantee=grantee,
-        scope=STUDY_A,
-        purposes=1,
-        deadline=deadline,
-    )
-
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(signer, grantee, STUDY_A, deadline, grant_sig, {"from": relayer})
-
-
-def test_revoke_by_sig_after_deadline_reverts(consent, signer, grantee, relayer):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    deadline = chain.time() + 60
-    args = _revoke(consent, signer.private_key, signer, grantee, deadline)
-    chain.sleep(120)
+def test_revoke_by_sig_expired_reverts(consent, signer, grantee, relayer, issued_at):
+    deadline = issued_at + 60
+    args = _revoke(consent, signer, grantee, issued_at, deadline)
+    chain.mine(timestamp=deadline + 1)
 
     with brownie.reverts(revert_pattern=error("ConsentRegistryExpiredSignature", deadline)):
         consent.revokeBySig(*args, {"from": relayer})
 
-    assert stored(consent, signer, grantee, STUDY_A) == (1, True, 0, 0)
+
+def test_revoke_by_sig_from_future_reverts(consent, signer, grantee, relayer, deadline):
+    issued_at = latest_time() + 1000
+    args = _revoke(consent, signer, grantee, issued_at, deadline)
+
+    with brownie.reverts(revert_pattern=error("ConsentRegistrySignatureFromFuture", issued_at)):
+        consent.revokeBySig.call(*args, {"from": relayer})
 
 
-def test_revoke_by_sig_other_chain_id_reverts(consent, signer, grantee, relayer, deadline):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    args = _revoke(consent, signer.private_key, signer, grantee, deadline, chain_id=31337)
-
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(*args, {"from": relayer})
-
-
-def test_revoke_by_sig_other_contract_reverts(
-    consent, ConsentRegistry, admin, signer, grantee, relayer, deadline
-):
-    other = ConsentRegistry.deploy({"from": admin})
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    args = _revoke(
-        consent, signer.private_key, signer, grantee, deadline, verifying_contract=other.address
-    )
-
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(*args, {"from": relayer})
-
-
-def test_revoke_by_sig_high_s_twin_reverts(consent, signer, grantee, relayer, deadline):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    *fields, sig = _revoke(consent, signer.private_key, signer, grantee, deadline)
-
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(*fields, high_s_twin(sig), {"from": relayer})
-
-
-def test_revoke_by_sig_wrong_signer_reverts(
-    consent, signer, other_signer, grantee, relayer, deadline
-):
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    args = _revoke(consent, other_signer.private_key, signer, grantee, deadline)
-
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
-        consent.revokeBySig(*args, {"from": relayer})
-
-
-def test_revoke_by_sig_missing_grant_reverts(consent, signer, grantee, relayer, deadline):
-    args = _revoke(consent, signer.private_key, signer, grantee, deadline)
+def test_revoke_by_sig_lifetime_too_long_reverts(consent, signer, grantee, relayer, issued_at):
+    deadline = issued_at + MAX_SIGNATURE_LIFETIME + 1
+    args = _revoke(consent, signer, grantee, issued_at, deadline)
 
     with brownie.reverts(
-        revert_pattern=error("ConsentRegistryGrantNotFound", signer, grantee, STUDY_A)
+        revert_pattern=error("ConsentRegistrySignatureLifetimeTooLong", issued_at, deadline)
     ):
         consent.revokeBySig(*args, {"from": relayer})
 
-    assert consent.nonces(signer) == 0
 
-
-def test_revoke_by_sig_wallet_owner_signature_accepted(
-    consent, wallet, signer, grantee, relayer, deadline
+def test_revoke_by_sig_other_signer_reverts(
+    consent, signer, other_signer, grantee, relayer, deadline, issued_at
 ):
-    grant_sig = sign_grant(
-        consent,
-        signer.private_key,
-        patient=wallet,
-        grantee=grantee,
-        scope=STUDY_A,
-        purposes=1,
-        deadline=deadline,
-    )
-    consent.grantBySig(
-        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
-    )
-    args = _revoke(consent, signer.private_key, wallet, grantee, deadline)
+    consent.grant(grantee, STUDY_A, 0b1, True, 0, 0, {"from": signer})
+    args = _revoke(consent, signer, grantee, issued_at, deadline, key=other_signer.private_key)
 
-    tx = consent.revokeBySig(*args, {"from": relayer})
-
-    assert tx.events["ConsentRevoked"]["patient"] == wallet
-    assert stored(consent, wallet, grantee, STUDY_A) == NO_GRANT
-    assert consent.nonces(wallet) == 2
-
-
-def test_revoke_by_sig_wallet_other_signature_reverts(
-    consent, wallet, signer, other_signer, grantee, relayer, deadline
-):
-    grant_sig = sign_grant(
-        consent,
-        signer.private_key,
-        patient=wallet,
-        grantee=grantee,
-        scope=STUDY_A,
-        purposes=1,
-        deadline=deadline,
-    )
-    consent.grantBySig(
-        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
-    )
-    args = _revoke(consent, other_signer.private_key, wallet, grantee, deadline)
-
-    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", wallet)):
+    with brownie.reverts(revert_pattern=error("ConsentRegistryInvalidSigner", signer)):
         consent.revokeBySig(*args, {"from": relayer})
 
-    assert stored(consent, wallet, grantee, STUDY_A) == (1, False, 0, 0)
-
-
-def test_revoke_by_sig_owner_signing_as_itself_does_not_move_wallet_grant(
-    consent, wallet, signer, grantee, relayer, deadline
-):
-    # The owner's own (EOA) revocation names the owner as patient, not the wallet.
-    consent.grant(grantee, STUDY_A, 1, True, 0, 0, {"from": signer})
-    grant_sig = sign_grant(
-        consent,
-        signer.private_key,
-        patient=wallet,
-        grantee=grantee,
-        scope=STUDY_A,
-        purposes=1,
-        deadline=deadline,
-    )
-    consent.grantBySig(
-        wallet, grantee, STUDY_A, 1, False, 0, 0, deadline, grant_sig, {"from": relayer}
-    )
-    args = _revoke(consent, signer.private_key, signer, grantee, deadline)
-
-    consent.revokeBySig(*args, {"from": relayer})
-
-    assert stored(consent, signer, grantee, STUDY_A) == NO_GRANT
-    assert stored(consent, wallet, grantee, STUDY_A) == (1, False, 0, 0)
+    assert permitted(consent, signer, grantee, STUDY_A, 0) == (True, True)

@@ -1,18 +1,20 @@
-"""StudyRegistry.registerStudy: a site registers a study under an opaque key."""
+"""StudyRegistry.registerStudy: a site registers a study in its own namespace."""
 
 import brownie
-from brownie import chain
+from brownie import ZERO_ADDRESS
 from eth_hash.auto import keccak
 
 
-def test_register_study_stores_study(study_registry, site, patient, study_key, content_root):
-    tx = study_registry.registerStudy(study_key, patient, content_root, 3, {"from": site})
-
-    patient_, site_, root, count, registered_at = study_registry.studyOf(study_key)
-    assert (patient_, site_, root, count) == (patient, site, "0x" + content_root.hex(), 3)
-    assert registered_at == chain[tx.block_number].timestamp
-    assert study_registry.contentVersionOf(study_key) == 1
-    assert study_registry.patientOf(study_key) == patient
+def test_register_study_stores_study(
+    study_registry, registered, site, patient, study_key, content_root
+):
+    assert tuple(study_registry.studyOf(site, study_key)) == (
+        patient,
+        "0x" + content_root.hex(),
+        3,
+        registered.timestamp,
+    )
+    assert study_registry.contentVersionOf(site, study_key) == 1
 
 
 def test_register_study_emits_study_registered(
@@ -21,48 +23,58 @@ def test_register_study_emits_study_registered(
     tx = study_registry.registerStudy(study_key, patient, content_root, 3, {"from": site})
 
     assert len(tx.events) == 1
-    assert tx.events["StudyRegistered"] == {
+    assert dict(tx.events["StudyRegistered"]) == {
+        "site": site,
         "studyKey": "0x" + study_key.hex(),
         "patient": patient,
-        "site": site,
         "contentRoot": "0x" + content_root.hex(),
         "instanceCount": 3,
     }
 
 
+def test_register_study_same_key_by_other_site_gets_own_entry(
+    study_registry, registered, site, other_site, patient, stranger, study_key, content_root
+):
+    # Attack (v1: first registration wins, so copying a key from the mempool hijacked the study):
+    # another site registers the same key for a patient of its choosing.
+    study_registry.registerStudy(study_key, stranger, keccak(b"fake"), 1, {"from": other_site})
+
+    assert study_registry.patientOf(site, study_key) == patient
+    assert study_registry.patientOf(other_site, study_key) == stranger
+    assert study_registry.studyOf(site, study_key)[1] == "0x" + content_root.hex()
+
+
 def test_register_study_rejects_non_site(
     study_registry, custom_error, stranger, patient, study_key, content_root
 ):
-    role = study_registry.SITE_ROLE()
-
-    with custom_error("AccessControlUnauthorizedAccount", stranger, bytes(role)):
+    with custom_error(
+        "AccessControlUnauthorizedAccount", stranger, bytes(study_registry.SITE_ROLE())
+    ):
         study_registry.registerStudy(study_key, patient, content_root, 3, {"from": stranger})
 
 
-def test_register_study_rejects_existing_key(
-    study_registry, registered, custom_error, other_site, patient, study_key, content_root
+def test_register_study_rejects_existing_key_in_own_namespace(
+    study_registry, registered, custom_error, site, patient, study_key, content_root
 ):
-    with custom_error("StudyRegistryStudyExists", study_key):
-        study_registry.registerStudy(study_key, patient, content_root, 1, {"from": other_site})
+    with custom_error("StudyRegistryStudyExists", site, study_key):
+        study_registry.registerStudy(study_key, patient, content_root, 3, {"from": site})
 
 
 def test_register_study_rejects_zero_key(study_registry, custom_error, site, patient, content_root):
     with custom_error("StudyRegistryZeroStudyKey"):
-        study_registry.registerStudy(bytes(32), patient, content_root, 1, {"from": site})
+        study_registry.registerStudy(bytes(32), patient, content_root, 3, {"from": site})
 
 
 def test_register_study_rejects_zero_patient(
     study_registry, custom_error, site, study_key, content_root
 ):
     with custom_error("StudyRegistryZeroPatient"):
-        study_registry.registerStudy(
-            study_key, brownie.ZERO_ADDRESS, content_root, 1, {"from": site}
-        )
+        study_registry.registerStudy(study_key, ZERO_ADDRESS, content_root, 3, {"from": site})
 
 
 def test_register_study_rejects_zero_root(study_registry, custom_error, site, patient, study_key):
-    with custom_error("StudyRegistryInvalidContent", bytes(32), 1):
-        study_registry.registerStudy(study_key, patient, bytes(32), 1, {"from": site})
+    with custom_error("StudyRegistryInvalidContent", bytes(32), 3):
+        study_registry.registerStudy(study_key, patient, bytes(32), 3, {"from": site})
 
 
 def test_register_study_rejects_zero_instances(
@@ -73,10 +85,9 @@ def test_register_study_rejects_zero_instances(
 
 
 def test_register_study_rejects_revoked_site(
-    study_registry, custom_error, admin, site, patient, content_root
+    study_registry, admin, site, patient, study_key, content_root
 ):
-    role = study_registry.SITE_ROLE()
-    study_registry.revokeRole(role, site, {"from": admin})
+    study_registry.revokeRole(study_registry.SITE_ROLE(), site, {"from": admin})
 
-    with custom_error("AccessControlUnauthorizedAccount", site, bytes(role)):
-        study_registry.registerStudy(keccak(b"another"), patient, content_root, 1, {"from": site})
+    with brownie.reverts(revert_pattern=r"AccessControlUnauthorizedAccount: .*"):
+        study_registry.registerStudy(study_key, patient, content_root, 3, {"from": site})

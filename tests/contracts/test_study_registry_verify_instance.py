@@ -43,29 +43,29 @@ def study(study_registry, site, patient, study_key, tree, instances):
     return study_key
 
 
-def test_verify_instance_accepts_every_instance(study_registry, study, tree, instances):
+def test_verify_instance_accepts_every_instance(study_registry, site, study, tree, instances):
     for key, pixels in instances:
         leaf = leaf_hash(key, pixels)
 
-        assert study_registry.verifyInstance(study, leaf, tree.proof(leaf))
+        assert study_registry.verifyInstance(site, study, leaf, tree.proof(leaf))
 
 
-def test_verify_instance_rejects_changed_pixel_byte(study_registry, study, tree, instances):
+def test_verify_instance_rejects_changed_pixel_byte(study_registry, site, study, tree, instances):
     ds = pydicom.dcmread(get_testdata_file(FILES[0]))
     pixels = bytearray(ds.PixelData)
     pixels[100] ^= 0x01
     key, original = instances[0]
     proof = tree.proof(leaf_hash(key, original))
 
-    assert not study_registry.verifyInstance(study, leaf_hash(key, pixel_hash(pixels)), proof)
+    assert not study_registry.verifyInstance(site, study, leaf_hash(key, pixel_hash(pixels)), proof)
 
 
-def test_verify_instance_rejects_wrong_instance_key(study_registry, study, tree, instances):
+def test_verify_instance_rejects_wrong_instance_key(study_registry, site, study, tree, instances):
     key, pixels = instances[1]
     proof = tree.proof(leaf_hash(key, pixels))
     wrong = instance_key("1.2.3.4.5.6")
 
-    assert not study_registry.verifyInstance(study, leaf_hash(wrong, pixels), proof)
+    assert not study_registry.verifyInstance(site, study, leaf_hash(wrong, pixels), proof)
 
 
 def test_verify_instance_rejects_proof_for_another_study(
@@ -77,8 +77,8 @@ def test_verify_instance_rejects_proof_for_another_study(
     key, pixels = instances[3]
     leaf = leaf_hash(key, pixels)
 
-    assert study_registry.verifyInstance(other_key, leaf, other.proof(leaf))
-    assert not study_registry.verifyInstance(study, leaf, other.proof(leaf))
+    assert study_registry.verifyInstance(site, other_key, leaf, other.proof(leaf))
+    assert not study_registry.verifyInstance(site, study, leaf, other.proof(leaf))
 
 
 def test_verify_instance_single_instance_root_is_leaf(
@@ -88,8 +88,8 @@ def test_verify_instance_single_instance_root_is_leaf(
     study_registry.registerStudy(study_key, patient, leaf, 1, {"from": site})
 
     assert MerkleTree.of([leaf]).root == leaf
-    assert study_registry.verifyInstance(study_key, leaf, [])
-    assert not study_registry.verifyInstance(study_key, leaf_hash(*instances[1]), [])
+    assert study_registry.verifyInstance(site, study_key, leaf, [])
+    assert not study_registry.verifyInstance(site, study_key, leaf_hash(*instances[1]), [])
 
 
 def test_verify_instance_checks_only_current_version(study_registry, study, site, tree, instances):
@@ -98,12 +98,12 @@ def test_verify_instance_checks_only_current_version(study_registry, study, site
     newer = MerkleTree.of([leaf_hash(k, p) for k, p in instances[1:]])
     study_registry.updateContent(study, newer.root, 4, {"from": site})
 
-    assert not study_registry.verifyInstance(study, leaf, proof)
+    assert not study_registry.verifyInstance(site, study, leaf, proof)
     assert study_registry.verifyInstance(
-        study, leaf_hash(*instances[1]), newer.proof(leaf_hash(*instances[1]))
+        site, study, leaf_hash(*instances[1]), newer.proof(leaf_hash(*instances[1]))
     )
 
 
-def test_verify_instance_rejects_unknown_study(study_registry, custom_error, study_key):
-    with custom_error("StudyRegistryUnknownStudy", study_key):
-        study_registry.verifyInstance(study_key, bytes(32), [])
+def test_verify_instance_rejects_unknown_study(study_registry, site, custom_error, study_key):
+    with custom_error("StudyRegistryUnknownStudy", site, study_key):
+        study_registry.verifyInstance(site, study_key, bytes(32), [])
