@@ -121,10 +121,6 @@ class BreakGlassLimitError(ContractRevertedError, PermissionError):
     """An emergency clinician reached the break-glass limit of a site's window."""
 
 
-class NotStudySiteError(ContractRevertedError, PermissionError):
-    """Only the site that registered a study may update its content."""
-
-
 class NotEmergencyError(ContractRevertedError, PermissionError):
     """Break-glass access was asked for by an account without the EMERGENCY role."""
 
@@ -193,10 +189,6 @@ class InvalidSignatureError(ContractRevertedError, ConsentError, ValueError):
 
 class SupersededSignatureError(ContractRevertedError, ConsentError, ValueError):
     """A signed consent is older than the grant's current state, used, or cancelled."""
-
-
-class GrantNotFoundError(ContractRevertedError, ConsentError, LookupError):
-    """There is no grant to revoke for that patient, grantee and scope."""
 
 
 # --- dicom -------------------------------------------------------------------------------------
