@@ -27,6 +27,7 @@ from imaging_consent import errors
 from imaging_consent.access_log.break_glass import reason_commitment, sign_break_glass
 from imaging_consent.chain import LocalChain, TransactionSender
 from imaging_consent.consent import ALL_STUDIES, ConsentClient, Purpose, purposes_mask
+from imaging_consent.contracts.consent_registry import GrantArgs
 from imaging_consent.contracts.deployment import Suite, appoint, deploy, sender_for
 from imaging_consent.dicom import SitePepper, study_key
 from imaging_consent.gateway import ImageGateway
@@ -226,7 +227,9 @@ def test_mempool_copy_of_registration_releases_nothing(anvil_world: World) -> No
     )  # fmt: skip
     own_grant = _send_pending(
         chain, w.site_b,
-        w.suite.consent.grant(w.app.address, ALL_STUDIES, purposes_mask(["TREAT"]), True, 0, 0),
+        w.suite.consent.grant(
+            GrantArgs(w.app.address, ALL_STUDIES, purposes_mask(["TREAT"]), True, 0, 0)
+        ),
         tip_gwei=50,
     )  # fmt: skip
     _wait_pending(chain, 3)
@@ -372,8 +375,10 @@ def test_old_grant_front_running_a_signed_revocation_stays_revoked(anvil_world: 
     front_run = _send_pending(
         chain, w.relayer,
         w.suite.consent.grant_by_sig(
-            w.patient.address, w.app.address, key, m["purposes"], m["identified"],
-            m["notBefore"], m["expiresAt"], m["issuedAt"], m["deadline"], old_grant.signature,
+            w.patient.address,
+            GrantArgs(w.app.address, key, m["purposes"], m["identified"], m["notBefore"],
+                      m["expiresAt"]),
+            m["issuedAt"], m["deadline"], old_grant.signature,
         ),
         tip_gwei=80,
     )  # fmt: skip
@@ -443,7 +448,8 @@ def test_delegate_grant_front_running_its_removal_stops_counting(anvil_world: Wo
     grant = _send_pending(
         chain, w.guardian,
         w.suite.consent.grant_for(
-            w.patient.address, w.app.address, ALL_STUDIES, purposes_mask(["TREAT"]), True, 0, end
+            w.patient.address,
+            GrantArgs(w.app.address, ALL_STUDIES, purposes_mask(["TREAT"]), True, 0, end),
         ),
         tip_gwei=80,
     )  # fmt: skip
@@ -485,7 +491,9 @@ def test_downgrade_racing_the_record_releases_nothing_identified(anvil_world: Wo
     chain = w.chain
     key = w.register_a()
     w.client(w.patient).grant(w.app.address, key, ["TREAT"], identified=True)
-    downgrade = w.suite.consent.grant(w.app.address, key, purposes_mask(["TREAT"]), False, 0, 0)
+    downgrade = w.suite.consent.grant(
+        GrantArgs(w.app.address, key, purposes_mask(["TREAT"]), False, 0, 0)
+    )
     sent: list[str] = []
 
     def downgrade_now() -> None:  # the patient's change reaches the mempool first, paying more

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 
@@ -24,12 +23,10 @@ from imaging_consent.consent.history import Grant, GrantHistory, grant_history
 from imaging_consent.consent.inputs import (
     Timestamp,
     parse_address,
-    parse_grantee,
     parse_scope,
     parse_seconds,
-    parse_window,
 )
-from imaging_consent.consent.purposes import Purpose, purposes_from_mask, purposes_mask
+from imaging_consent.consent.purposes import Purpose, purposes_from_mask
 from imaging_consent.consent.relay import DEFAULT_SIGNATURE_LIFETIME, SignedConsents
 from imaging_consent.contracts.calls import fail_closed
 from imaging_consent.contracts.consent_registry import ALL_STUDIES, Permission
@@ -102,7 +99,7 @@ class ConsentClient(SignedConsents):
             TransactionError: If sending fails (typed subclasses for contract errors).
         """
         args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
-        return self._transact(self._registry.grant(*args))
+        return self._transact(self._registry.grant(args))
 
     def revoke(self, grantee: str, scope: bytes | None) -> TransactionReceipt:
         """Revoke the sender's grant to ``grantee`` for ``scope`` (None: all studies).
@@ -201,7 +198,7 @@ class ConsentClient(SignedConsents):
             delegation = self._registry.delegation(owner, self.sender.address)
             expires_at = delegation.expires_at if delegation is not None else 0
         args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
-        return self._transact(self._registry.grant_for(owner, *args))
+        return self._transact(self._registry.grant_for(owner, args))
 
     def revoke_for(self, patient: str, grantee: str, scope: bytes | None) -> TransactionReceipt:
         """As :meth:`revoke`, sent by a delegate of ``patient``.
@@ -279,19 +276,6 @@ class ConsentClient(SignedConsents):
         return grant_history(self.suite, grantee=parse_address(grantee, "grantee"), page=page)
 
     # --- internals -----------------------------------------------------------------------------
-
-    def _grant_args(
-        self,
-        grantee: str,
-        scope: bytes | None,
-        purposes: Iterable[Purpose | str],
-        identified: bool,
-        not_before: Timestamp,
-        expires_at: Timestamp,
-    ) -> tuple[ChecksumAddress, bytes, int, bool, int, int]:
-        mask = purposes_mask(purposes)
-        start, end = parse_window(not_before, expires_at)
-        return parse_grantee(grantee), parse_scope(scope), mask, bool(identified), start, end
 
     def _transact(self, function: ContractFunction) -> TransactionReceipt:
         if self.sender is None:

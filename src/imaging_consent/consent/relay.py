@@ -16,8 +16,15 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from imaging_consent.chain import TransactionReceipt
-from imaging_consent.consent.inputs import Timestamp, parse_address, parse_scope, parse_seconds
-from imaging_consent.consent.purposes import Purpose
+from imaging_consent.consent.inputs import (
+    Timestamp,
+    parse_address,
+    parse_grantee,
+    parse_scope,
+    parse_seconds,
+    parse_window,
+)
+from imaging_consent.consent.purposes import Purpose, purposes_mask
 from imaging_consent.consent.signing import (
     ConsentKind,
     SignedConsent,
@@ -27,7 +34,11 @@ from imaging_consent.consent.signing import (
     sign_typed_data,
     typed_data,
 )
-from imaging_consent.contracts.consent_registry import MAX_SIGNATURE_LIFETIME, ConsentRegistry
+from imaging_consent.contracts.consent_registry import (
+    MAX_SIGNATURE_LIFETIME,
+    ConsentRegistry,
+    GrantArgs,
+)
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.errors import (
     InvalidSignatureError,
@@ -60,8 +71,13 @@ class SignedConsents:
         identified: bool,
         not_before: Timestamp,
         expires_at: Timestamp,
-    ) -> tuple[Any, bytes, int, bool, int, int]:
-        raise NotImplementedError
+    ) -> GrantArgs:
+        """Check a grant's inputs locally; raise a typed error before anything is sent."""
+        start, end = parse_window(not_before, expires_at)
+        mask = purposes_mask(purposes)
+        return GrantArgs(
+            parse_grantee(grantee), parse_scope(scope), mask, bool(identified), start, end
+        )
 
     def _latest_time(self) -> int:
         raise NotImplementedError
@@ -102,16 +118,14 @@ class SignedConsents:
             InvalidSignatureError: If the deadline is more than 30 days after issuedAt.
             WrongChainError: If the contract's domain names another chain.
         """
-        grantee_, scope_, mask, identified_, start, end = self._grant_args(
-            grantee, scope, purposes, identified, not_before, expires_at
-        )
+        args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
         fields = {
-            "grantee": grantee_,
-            "scope": "0x" + scope_.hex(),
-            "purposes": mask,
-            "identified": identified_,
-            "notBefore": start,
-            "expiresAt": end,
+            "grantee": args.grantee,
+            "scope": "0x" + args.scope.hex(),
+            "purposes": args.purposes,
+            "identified": args.identified,
+            "notBefore": args.not_before,
+            "expiresAt": args.expires_at,
         }
         return self._sign("grant", patient, fields, deadline, key, issued_at)
 
@@ -170,12 +184,14 @@ class SignedConsents:
         return self._transact(
             self._registry.grant_by_sig(
                 Web3.to_checksum_address(m["patient"]),
-                Web3.to_checksum_address(m["grantee"]),
-                parse_scope(m["scope"]),
-                int(m["purposes"]),
-                bool(m["identified"]),
-                int(m["notBefore"]),
-                int(m["expiresAt"]),
+                GrantArgs(
+                    Web3.to_checksum_address(m["grantee"]),
+                    parse_scope(m["scope"]),
+                    int(m["purposes"]),
+                    bool(m["identified"]),
+                    int(m["notBefore"]),
+                    int(m["expiresAt"]),
+                ),
                 int(m["issuedAt"]),
                 int(m["deadline"]),
                 signed.signature or b"",

@@ -7,6 +7,7 @@ with ``eth_abi`` directly, one ``eth_call``, never cached.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from eth_typing import ChecksumAddress
 from web3 import Web3
@@ -22,6 +23,7 @@ __all__ = [
     "ConsentRegistry",
     "Delegation",
     "Eip712Domain",
+    "GrantArgs",
     "GrantTerms",
     "Permission",
     "read_eip712_domain",
@@ -47,6 +49,26 @@ class Permission:
 
     permitted: bool
     identified: bool
+
+
+class GrantArgs(NamedTuple):
+    """What a grant sets, in the contract's argument order (after the patient, if any).
+
+    Attributes:
+        grantee: The account allowed access.
+        scope: A study key, or :data:`ALL_STUDIES`.
+        purposes: Bitmask of PurposeOfUse bit indexes.
+        identified: Whether identified data may be released.
+        not_before: Unix time it starts (0: at once).
+        expires_at: Unix time it ends (0: never).
+    """
+
+    grantee: ChecksumAddress
+    scope: bytes
+    purposes: int
+    identified: bool
+    not_before: int
+    expires_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +207,9 @@ class ConsentRegistry(Binding):
 
     # --- transactions --------------------------------------------------------------------------
 
-    def grant(
-        self,
-        grantee: ChecksumAddress,
-        scope: bytes,
-        purposes: int,
-        identified: bool,
-        not_before: int,
-        expires_at: int,
-    ) -> ContractFunction:
+    def grant(self, args: GrantArgs) -> ContractFunction:
         """The patient's own ``grant`` transaction."""
-        return self.functions.grant(grantee, scope, purposes, identified, not_before, expires_at)
+        return self.functions.grant(*args)
 
     def revoke(self, grantee: ChecksumAddress, scope: bytes) -> ContractFunction:
         """The patient's own ``revoke`` transaction."""
@@ -215,20 +229,9 @@ class ConsentRegistry(Binding):
         """The patient's ``setDelegate`` transaction (``expires_at`` 0 removes the delegate)."""
         return self.functions.setDelegate(delegate, scope, expires_at)
 
-    def grant_for(
-        self,
-        patient: ChecksumAddress,
-        grantee: ChecksumAddress,
-        scope: bytes,
-        purposes: int,
-        identified: bool,
-        not_before: int,
-        expires_at: int,
-    ) -> ContractFunction:
+    def grant_for(self, patient: ChecksumAddress, args: GrantArgs) -> ContractFunction:
         """A delegate's ``grantFor`` transaction."""
-        return self.functions.grantFor(
-            patient, grantee, scope, purposes, identified, not_before, expires_at
-        )
+        return self.functions.grantFor(patient, *args)
 
     def revoke_for(
         self, patient: ChecksumAddress, grantee: ChecksumAddress, scope: bytes
@@ -239,21 +242,13 @@ class ConsentRegistry(Binding):
     def grant_by_sig(
         self,
         patient: ChecksumAddress,
-        grantee: ChecksumAddress,
-        scope: bytes,
-        purposes: int,
-        identified: bool,
-        not_before: int,
-        expires_at: int,
+        args: GrantArgs,
         issued_at: int,
         deadline: int,
         signature: bytes,
     ) -> ContractFunction:
         """A relayed ``grantBySig`` transaction."""
-        return self.functions.grantBySig(
-            patient, grantee, scope, purposes, identified, not_before, expires_at, issued_at,
-            deadline, signature,
-        )  # fmt: skip
+        return self.functions.grantBySig(patient, *args, issued_at, deadline, signature)
 
     def revoke_by_sig(
         self,

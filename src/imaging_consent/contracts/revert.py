@@ -112,9 +112,7 @@ _KNOWN: dict[str, tuple[type[errors.ContractRevertedError], _Formatter]] = {
     ),
     "StudyRegistryUnknownStudy": (
         errors.StudyNotRegisteredError,
-        lambda a: (
-            f"site {a['site']} has no study registered under study key {_hex(a['studyKey'])}"
-        ),
+        lambda a: f"site {a['site']} has no study registered under study key {_hex(a['studyKey'])}",
     ),
     "StudyRegistryStudyExists": (
         errors.StudyExistsError,

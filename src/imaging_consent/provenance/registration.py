@@ -99,48 +99,29 @@ def register_study(
     content = build_study_content(pepper, study_uid, pairs)
     key = content.study_key
     studies = suite.studies
+    count = content.instance_count
     try:
         record = studies.study(site_sender.address, key)
     except StudyNotRegisteredError:
-        receipt = site_sender.transact(
-            studies.register_study(key, patient_address, content.root, content.instance_count)
-        )
-        logger.info(
-            "registered study 0x%s (%d instances) in tx %s",
-            key.hex()[:12],
-            content.instance_count,
-            receipt.tx_hash,
-        )
-        return RegistrationResult(
-            study_uid,
-            key,
-            content.root,
-            content.instance_count,
-            RegistrationAction.REGISTERED,
-            receipt.tx_hash,
-        )
-    if record.patient != patient_address:
-        raise StudyPatientMismatchError(
-            f"study 0x{key.hex()} is already registered for another patient; nothing sent"
-        )
-    if record.content_root == content.root and record.instance_count == content.instance_count:
-        return RegistrationResult(
-            study_uid, key, content.root, content.instance_count, RegistrationAction.UNCHANGED, None
-        )
-    receipt = site_sender.transact(
-        studies.update_content(key, content.root, content.instance_count)
-    )
+        action = RegistrationAction.REGISTERED
+        function = studies.register_study(key, patient_address, content.root, count)
+    else:
+        if record.patient != patient_address:
+            raise StudyPatientMismatchError(
+                f"study 0x{key.hex()} is already registered for another patient; nothing sent"
+            ) from None
+        if record.content_root == content.root and record.instance_count == count:
+            return RegistrationResult(
+                study_uid, key, content.root, count, RegistrationAction.UNCHANGED, None
+            )
+        action = RegistrationAction.UPDATED
+        function = studies.update_content(key, content.root, count)
+    receipt = site_sender.transact(function)
     logger.info(
-        "updated content of study 0x%s (%d instances) in tx %s",
+        "%s study 0x%s (%d instances) in tx %s",
+        action.value,
         key.hex()[:12],
-        content.instance_count,
+        count,
         receipt.tx_hash,
     )
-    return RegistrationResult(
-        study_uid,
-        key,
-        content.root,
-        content.instance_count,
-        RegistrationAction.UPDATED,
-        receipt.tx_hash,
-    )
+    return RegistrationResult(study_uid, key, content.root, count, action, receipt.tx_hash)
