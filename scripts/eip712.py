@@ -1,6 +1,7 @@
 """EIP-712 types of the v2 contracts and a signer that reads the domain from the contract.
 
-Shared by scripts/gas*.py and tests/contracts/eip712_messages.py. The domain always comes from the
+Shared by scripts/gas*.py and tests/contracts/eip712_messages.py; the types come from the
+Python package. The domain always comes from the
 contract's ``eip712Domain()`` (ERC-5267), never hard-coded.
 """
 
@@ -10,32 +11,10 @@ from typing import Any
 
 from eth_account import Account
 
-GRANT_TYPE = [
-    ("patient", "address"),
-    ("grantee", "address"),
-    ("scope", "bytes32"),
-    ("purposes", "uint32"),
-    ("identified", "bool"),
-    ("notBefore", "uint48"),
-    ("expiresAt", "uint48"),
-    ("issuedAt", "uint48"),
-    ("deadline", "uint256"),
-]
-REVOKE_TYPE = [
-    ("patient", "address"),
-    ("grantee", "address"),
-    ("scope", "bytes32"),
-    ("issuedAt", "uint48"),
-    ("deadline", "uint256"),
-]
-CANCEL_TYPE = REVOKE_TYPE
-BREAK_GLASS_TYPE = [
-    ("site", "address"),
-    ("studyKey", "bytes32"),
-    ("requestId", "bytes32"),
-    ("reasonCommitment", "bytes32"),
-    ("deadline", "uint256"),
-]
+# The types the Python package signs: scripts and contract tests sign exactly the same messages.
+from imaging_consent.access_log.break_glass import BREAK_GLASS_TYPE
+from imaging_consent.consent.signing import CANCEL_TYPE, GRANT_TYPE, REVOKE_TYPE
+
 TYPES = {
     "Grant": GRANT_TYPE,
     "Revoke": REVOKE_TYPE,
