@@ -20,7 +20,7 @@ SOLC := .solcx/solc-v$(SOLC_VERSION)
 SOURCES := $(wildcard contracts/*.sol contracts/*/*.sol interfaces/*.sol) brownie-config.yaml
 COMPILED := build/.compiled
 
-.PHONY: install compile test test-contracts test-client lint solhint typecheck gas gas-table artifacts demo bench clean
+.PHONY: install compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
 
 install: $(INSTALLED_PY) $(INSTALLED_NODE) $(SOLC)
 
@@ -74,6 +74,11 @@ test-client: $(COMPILED)
 	$(BIN)/python -m pytest -p no:pytest-brownie tests/client
 
 test: lint typecheck test-contracts test-client
+
+# The brownie state machine at 100 examples of 50 steps on Ganache (about 22 min); `make test`
+# runs it at 10, and the same rules at 100 x 50 on Anvil (tests/client/test_consent_model.py).
+test-stateful: $(COMPILED)
+	SM_EXAMPLES=100 $(BIN)/brownie test tests/contracts/test_consent_stateful.py --network $(NETWORK)
 
 # Regenerate the ABI and bytecode the Python package ships (commit the result).
 # A full compile: brownie's incremental build can keep stale metadata when only an imported file changed.
