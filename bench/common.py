@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from pydicom.data import get_testdata_file
 
 from imaging_consent.chain import LocalChain, TransactionSender
-from imaging_consent.contracts.deployment import Suite, deploy, sender_for
+from imaging_consent.contracts.deployment import Suite, appoint, deploy, sender_for
 
 __all__ = ["Actors", "Deployed", "deploy_all", "write_ct_small"]
 
@@ -25,10 +25,10 @@ CT_SMALL_SOP = "1.2.826.0.1.3680043.10.5432.77.1.1"
 class Actors:
     """Accounts of the benchmark scenario (the first eight development accounts)."""
 
-    admin: LocalAccount
-    site: LocalAccount
-    gateway: LocalAccount
-    clinician: LocalAccount  # EMERGENCY_ROLE
+    admin: LocalAccount  # StudyRegistry's admin (the deployer)
+    site: LocalAccount  # SITE_ROLE; appoints the gateway and the clinician
+    gateway: LocalAccount  # the site's gateway
+    clinician: LocalAccount  # the site's emergency clinician
     patient: LocalAccount
     requester: LocalAccount
     delegate: LocalAccount
@@ -37,16 +37,18 @@ class Actors:
 
 @dataclass(frozen=True, slots=True)
 class Deployed:
-    """A suite on a chain, with its actors and the admin's sender."""
+    """A suite on a chain, with its actors and the senders of the admin and the site."""
 
     chain: LocalChain
     suite: Suite
     actors: Actors
     admin_sender: TransactionSender
+    site_sender: TransactionSender
 
 
 def deploy_all(chain: LocalChain, admin_sender: TransactionSender | None = None) -> Deployed:
-    """Deploy the suite on ``chain`` with SITE, GATEWAY and EMERGENCY roles granted.
+    """Deploy the suite on ``chain``: the admin grants SITE_ROLE to the site, and the site
+    appoints its own gateway and emergency clinician with its own key.
 
     Args:
         chain: A started chain with at least eight accounts.
@@ -56,15 +58,15 @@ def deploy_all(chain: LocalChain, admin_sender: TransactionSender | None = None)
     a = chain.accounts
     actors = Actors(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
     admin = admin_sender or sender_for(chain.session, actors.admin)
-    suite = deploy(
-        chain.session,
-        admin,
-        sites=[actors.site.address],
+    suite = deploy(chain.session, admin, sites=[actors.site.address], out_dir=None)
+    site = sender_for(chain.session, actors.site)
+    appoint(
+        suite.access_log,
+        site,
         gateways=[actors.gateway.address],
         emergency=[actors.clinician.address],
-        out_dir=None,
     )
-    return Deployed(chain, suite, actors, admin)
+    return Deployed(chain, suite, actors, admin, site)
 
 
 def write_ct_small(folder: Path) -> Path:

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eth_typing import ChecksumAddress
 from eth_utils import keccak
 from web3 import Web3
 
 from bench.common import Deployed, deploy_all
+from imaging_consent.access_log.break_glass import sign_break_glass
 from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.chain import LocalChain, TransactionReceipt
 from imaging_consent.consent import ConsentClient, Purpose, purposes_mask
 from imaging_consent.contracts.artifacts import load_artifact
-from imaging_consent.contracts.binding import role_id
-from imaging_consent.contracts.deployment import sender_for
+from imaging_consent.contracts.consent_registry import ALL_STUDIES, GrantArgs
+from imaging_consent.contracts.deployment import DEFAULT_ADMIN_DELAY, sender_for
 from imaging_consent.provenance.merkle import MerkleTree
 
 __all__ = ["FLOORS", "Floor", "floor_gas", "run"]
@@ -81,52 +83,87 @@ class Floor:
     why: str = ""
 
 
+_SITE_ROLE = "caller's SITE_ROLE in StudyRegistry"
+#: A site's appointment in AccessLog: one new slot, and the caller's role read in StudyRegistry.
+_BY_SITE = Floor(
+    new_slots=1,
+    cold_sloads=1,
+    cold_accounts=1,
+    why="the gateway's site (read, then written); " + _SITE_ROLE,
+)
+#: A record whose study has no grant in force: the exclusion and the all-studies grant are read.
+_NO_STUDY_GRANT = Floor(
+    cold_sloads=5, cold_accounts=2, why="as record_access + the exclusion and the all-studies grant"
+)
+
 #: The floor of every measured operation (see bench/README.md for the reasoning).
 FLOORS: dict[str, Floor] = {
     "deploy_consent_registry": Floor(create=True, why="code only; no storage"),
-    "deploy_study_registry": Floor(new_slots=1, create=True, why="admin role member"),
-    "deploy_access_log": Floor(new_slots=1, create=True, why="admin role member"),
+    "deploy_study_registry": Floor(
+        new_slots=3, create=True, why="admin role member; current admin; admin-transfer delay"
+    ),
+    "deploy_access_log": Floor(create=True, why="code only; no storage (no roles, no admin)"),
     "grant_role_site": Floor(
         new_slots=1, cold_sloads=2, why="role member; role's admin role and caller's membership"
     ),
-    "grant_role_gateway": Floor(new_slots=1, cold_sloads=2, why="as grant_role_site"),
-    "grant_role_emergency": Floor(new_slots=1, cold_sloads=2, why="as grant_role_site"),
-    "grant": Floor(new_slots=1, why="the grant slot"),
+    "set_gateway": _BY_SITE,
+    "set_emergency_clinician": replace(_BY_SITE, why="the (site, clinician) flag; " + _SITE_ROLE),
+    "grant": Floor(new_slots=1, why="the grant slot (terms, issuedAt, delegation id)"),
     "grant_update": Floor(rewritten_slots=1, why="the grant slot"),
-    "revoke": Floor(cleared_slots=1, why="the grant slot (read, then cleared)"),
-    "set_delegate": Floor(new_slots=1, why="the delegate flag"),
-    "grant_for": Floor(new_slots=1, cold_sloads=1, why="grant slot; delegate flag read"),
-    "revoke_for": Floor(cleared_slots=1, cold_sloads=1, why="grant slot; delegate flag read"),
+    "revoke": Floor(
+        rewritten_slots=1, why="the grant slot becomes a tombstone (issuedAt kept): no refund"
+    ),
+    "cancel_signatures": Floor(rewritten_slots=1, why="the grant slot's issuedAt raised"),
+    "set_exclusion": Floor(new_slots=1, why="the (patient, study) exclusion flag"),
+    "set_delegate": Floor(
+        new_slots=4,
+        why="delegation scope; its expiry and id; the patient's delegation counter; "
+        "the id's expiry",
+    ),
+    "grant_for": Floor(
+        new_slots=1, cold_sloads=2, why="grant slot; the delegation's scope and expiry/id read"
+    ),
+    "revoke_for": Floor(
+        rewritten_slots=1,
+        cold_sloads=2,
+        why="grant slot to a tombstone; the delegation's scope and expiry/id read",
+    ),
     "grant_by_sig": Floor(
-        new_slots=2, ecrecovers=1, why="nonce 0 -> 1 and the grant slot (first signature)"
+        new_slots=1, ecrecovers=1, why="the grant slot (its issuedAt read first): no nonce"
     ),
     "grant_by_sig_repeat": Floor(
-        new_slots=1, rewritten_slots=1, ecrecovers=1, why="grant slot; nonce n -> n + 1"
+        rewritten_slots=1, ecrecovers=1, why="the same grant slot, by a later signature"
     ),
     "revoke_by_sig": Floor(
-        rewritten_slots=1, cleared_slots=1, ecrecovers=1, why="nonce n -> n + 1; grant cleared"
+        rewritten_slots=1, ecrecovers=1, why="the grant slot becomes a tombstone"
     ),
+    "cancel_by_sig": Floor(rewritten_slots=1, ecrecovers=1, why="the tombstone's issuedAt raised"),
     "register_study": Floor(
-        new_slots=3, cold_sloads=1, why="patient, site, content root (3 slots); SITE_ROLE"
+        new_slots=2,
+        cold_sloads=1,
+        why="entry keccak(site, studyKey): patient, time, version, count; content root; SITE_ROLE",
     ),
     "update_content": Floor(
-        rewritten_slots=2, cold_sloads=1, why="site+version slot, root slot; SITE_ROLE"
+        rewritten_slots=2, cold_sloads=1, why="entry slot (version, count), root slot; SITE_ROLE"
     ),
     "record_access": Floor(
         cold_sloads=3,
         cold_accounts=2,
-        why="GATEWAY_ROLE, patient, study grant; StudyRegistry and ConsentRegistry",
+        why="the gateway's site, the study entry (site, studyKey), the study grant; "
+        "StudyRegistry and ConsentRegistry",
     ),
-    "record_access_deidentified": Floor(
-        cold_sloads=4, cold_accounts=2, why="as record_access + the all-studies grant"
-    ),
-    "record_access_denied": Floor(
-        cold_sloads=4, cold_accounts=2, why="as record_access + the all-studies grant"
-    ),
+    "record_access_deidentified": _NO_STUDY_GRANT,
+    "record_access_denied": _NO_STUDY_GRANT,
     "record_break_glass": Floor(
-        cold_sloads=3, cold_accounts=1, why="GATEWAY_ROLE, EMERGENCY_ROLE, patient; StudyRegistry"
+        new_slots=1,
+        rewritten_slots=1,
+        cold_sloads=2,
+        cold_accounts=1,
+        ecrecovers=1,
+        why="the request id's single-use slot; the (site, clinician) slot: flag read, rate "
+        "window written; the gateway's site, the study entry; StudyRegistry; the signature",
     ),
-    "anchor_batch": Floor(cold_sloads=1, why="GATEWAY_ROLE"),
+    "anchor_batch": Floor(cold_sloads=1, why="the gateway's site"),
 }
 
 
@@ -216,85 +253,125 @@ def _measure(chain: LocalChain) -> dict[str, dict[str, Any]]:
         return receipt.contract_address
 
     consent_at = create("ConsentRegistry", "deploy_consent_registry")
-    studies_at = create("StudyRegistry", "deploy_study_registry", a[0].address)
-    create("AccessLog", "deploy_access_log", consent_at, studies_at, a[0].address)
+    studies_at = create("StudyRegistry", "deploy_study_registry", DEFAULT_ADMIN_DELAY, a[0].address)
+    create("AccessLog", "deploy_access_log", consent_at, studies_at)
 
     deployed = deploy_all(chain, admin_sender=deployer)
-    suite, people = deployed.suite, deployed.actors
+    suite, people, site = deployed.suite, deployed.actors, deployed.site_sender
     consent, studies, log = suite.consent, suite.studies, suite.access_log
     newcomer, signer = a[8], a[9]
-    for key, contract, role in (
-        ("grant_role_site", studies, "SITE_ROLE"),
-        ("grant_role_gateway", log, "GATEWAY_ROLE"),
-        ("grant_role_emergency", log, "EMERGENCY_ROLE"),
-    ):
-        receipt = deployer.transact(contract.functions.grantRole(role_id(role), newcomer.address))
-        rec.add(key, receipt)
+    # A second site: its role grant, then its own gateway and clinician (new accounts).
+    rec.add("grant_role_site", deployer.transact(studies.grant_role("SITE_ROLE", newcomer.address)))
+    other_site = sender_for(chain.session, newcomer)
+    rec.add("set_gateway", other_site.transact(log.set_gateway(_address("gateway 2"), True)))
+    rec.add(
+        "set_emergency_clinician",
+        other_site.transact(log.set_emergency_clinician(_address("clinician 2"), True)),
+    )
 
-    site = sender_for(chain.session, people.site)
     gate = sender_for(chain.session, people.gateway)
     patient = sender_for(chain.session, people.patient)
     delegate = sender_for(chain.session, people.delegate)
     relayer = sender_for(chain.session, people.relayer)
     requester, clinician = people.requester.address, people.clinician.address
-    f = studies.functions
     patient_at = people.patient.address
-    rec.add("register_study", site.transact(f.registerStudy(STUDY, patient_at, _key("root"), 12)))
-    site.transact(f.registerStudy(OTHER_STUDY, patient_at, _key("root"), 12))
-    rec.add("update_content", site.transact(f.updateContent(STUDY, _key("root 2"), 13)))
+    rec.add(
+        "register_study", site.transact(studies.register_study(STUDY, patient_at, _key("root"), 12))
+    )
+    site.transact(studies.register_study(OTHER_STUDY, patient_at, _key("root"), 12))
+    rec.add("update_content", site.transact(studies.update_content(STUDY, _key("root 2"), 13)))
 
     mask = purposes_mask(TREAT_AND_RESEARCH)
-    c = consent.functions
-    rec.add("grant", patient.transact(c.grant(requester, STUDY, mask, True, 0, EXPIRES_AT)))
     rec.add(
-        "grant_update", patient.transact(c.grant(requester, STUDY, mask, True, 0, EXPIRES_AT + 1))
+        "grant",
+        patient.transact(consent.grant(GrantArgs(requester, STUDY, mask, True, 0, EXPIRES_AT))),
     )
-    patient.transact(c.grant(requester, OTHER_STUDY, mask, False, 0, 0))
+    rec.add(
+        "grant_update",
+        patient.transact(consent.grant(GrantArgs(requester, STUDY, mask, True, 0, EXPIRES_AT + 1))),
+    )
+    # OTHER_STUDY has no study grant: a de-identified all-studies grant decides it.
+    patient.transact(consent.grant(GrantArgs(requester, ALL_STUDIES, mask, False, 0, 0)))
     treat = Purpose.TREAT.value
-    g = log.functions
-    rec.add("record_access", gate.transact(g.recordAccess(STUDY, requester, treat, _key("r1"))))
+    rec.add("record_access", gate.transact(log.record_access(STUDY, requester, treat, _key("r1"))))
     rec.add(
         "record_access_deidentified",
-        gate.transact(g.recordAccess(OTHER_STUDY, requester, treat, _key("r2"))),
+        gate.transact(log.record_access(OTHER_STUDY, requester, treat, _key("r2"))),
     )
     rec.add(
-        "record_access_denied", gate.transact(g.recordAccess(STUDY, clinician, treat, _key("r3")))
+        "record_access_denied",
+        gate.transact(log.record_access(STUDY, clinician, treat, _key("r3"))),
+    )
+    signed = sign_break_glass(
+        people.clinician, suite, site.address, STUDY, _key("why"), request_id=_key("r4")
     )
     rec.add(
         "record_break_glass",
-        gate.transact(g.recordBreakGlass(STUDY, clinician, _key("r4"), _key("why"))),
-    )
-    rec.add("anchor_batch", gate.transact(g.anchorBatch(_key("batch root"), 1000, _key("b1"))))
+        gate.transact(
+            log.record_break_glass(
+                STUDY, clinician, signed.request_id, signed.reason_commitment, signed.deadline,
+                signed.signature,
+            )
+        ),
+    )  # fmt: skip
+    rec.add("anchor_batch", gate.transact(log.anchor_batch(_key("batch root"), 1000, _key("b1"))))
 
-    rec.add("revoke", patient.transact(c.revoke(requester, STUDY)))
-    rec.add("set_delegate", patient.transact(c.setDelegate(people.delegate.address, True)))
+    # Each change below moves the same slot's issuedAt, so the clock moves on between them.
+    chain.increase_time(10)
+    rec.add("revoke", patient.transact(consent.revoke(requester, STUDY)))
+    chain.increase_time(10)
+    rec.add("cancel_signatures", patient.transact(consent.cancel_signatures(requester, STUDY)))
+    rec.add("set_exclusion", patient.transact(consent.set_exclusion(OTHER_STUDY, True)))
+    rec.add(
+        "set_delegate",
+        patient.transact(consent.set_delegate(people.delegate.address, STUDY, EXPIRES_AT)),
+    )
     rec.add(
         "grant_for",
-        delegate.transact(c.grantFor(patient_at, requester, STUDY, mask, True, 0, EXPIRES_AT)),
+        delegate.transact(
+            consent.grant_for(
+                patient_at, GrantArgs(newcomer.address, STUDY, mask, True, 0, EXPIRES_AT)
+            )
+        ),
     )
-    rec.add("revoke_for", delegate.transact(c.revokeFor(patient_at, requester, STUDY)))
+    rec.add(
+        "revoke_for", delegate.transact(consent.revoke_for(patient_at, newcomer.address, STUDY))
+    )
 
-    # Signed consents from a patient who never signed before: the first writes the nonce slot.
+    # Signed consents from a patient with no grant yet: no nonce, only the grant slot.
     client = ConsentClient(suite, relayer)
-    for key, scope in (("grant_by_sig", STUDY), ("grant_by_sig_repeat", OTHER_STUDY)):
-        signed = client.sign_grant(
-            signer.address,
-            requester,
-            scope,
-            TREAT_AND_RESEARCH,
-            identified=True,
-            expires_at=EXPIRES_AT,
-            key=signer,
-        )
-        rec.add(key, client.relay_grant(signed))
-    signed = client.sign_revoke(signer.address, requester, STUDY, key=signer)
-    rec.add("revoke_by_sig", client.relay_revoke(signed))
+
+    def signed_grant(key: str) -> None:
+        chain.increase_time(10)
+        grant = client.sign_grant(
+            signer.address, requester, STUDY, TREAT_AND_RESEARCH,
+            identified=True, expires_at=EXPIRES_AT, key=signer,
+        )  # fmt: skip
+        rec.add(key, client.relay_grant(grant))
+
+    signed_grant("grant_by_sig")
+    signed_grant("grant_by_sig_repeat")
+    chain.increase_time(10)
+    rec.add(
+        "revoke_by_sig",
+        client.relay_revoke(client.sign_revoke(signer.address, requester, STUDY, key=signer)),
+    )
+    chain.increase_time(10)
+    rec.add(
+        "cancel_by_sig",
+        client.relay_cancel(client.sign_cancel(signer.address, requester, STUDY, key=signer)),
+    )
     return rec.results
 
 
 def _key(label: str) -> bytes:
     """A fixed 32-byte value per label."""
     return bytes(keccak(text=label))
+
+
+def _address(label: str) -> ChecksumAddress:
+    """A fixed address per label (an account nobody holds the key of)."""
+    return Web3.to_checksum_address(_key(label)[-20:])
 
 
 def _batched(deployed: Deployed) -> dict[str, Any]:
@@ -310,6 +387,7 @@ def _batched(deployed: Deployed) -> dict[str, Any]:
                 accessor=people.requester.address,
                 purpose=Purpose.TREAT.value,
                 permitted=True,
+                identified=True,
                 break_glass=False,
                 request_id=bytes(keccak(text=f"batch {size} record {i}")),
                 gateway=people.gateway.address,
@@ -319,7 +397,7 @@ def _batched(deployed: Deployed) -> dict[str, Any]:
         ]
         tree = MerkleTree.of([r.leaf() for r in records])
         batch_id = bytes(keccak(text=f"batch {size}"))
-        receipt = gate.transact(suite.access_log.functions.anchorBatch(tree.root, size, batch_id))
+        receipt = gate.transact(suite.access_log.anchor_batch(tree.root, size, batch_id))
         out[str(size)] = {
             "anchor_gas": receipt.gas_used,
             "per_record": round(receipt.gas_used / size, 2),

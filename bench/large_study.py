@@ -161,7 +161,7 @@ def run(cache: Path, *, slices: int, runs: int, kind: str = "anvil") -> dict[str
         start = time.perf_counter()
         register_study(
             deployed.suite,
-            sender_for(chain.session, people.site),
+            deployed.site_sender,
             store,
             pepper,
             STUDY_UID,

@@ -138,6 +138,7 @@ def _outbox_append(path: Path) -> Callable[[], None]:
         accessor="0x" + "22" * 20,
         purpose=Purpose.TREAT.value,
         permitted=True,
+        identified=True,
         break_glass=False,
         request_id=bytes(32),
         gateway="0x" + "33" * 20,
@@ -161,6 +162,7 @@ def _batched_release_floor(
     suite: Any,
     release: Callable[[], object],
     store: FolderStore,
+    site: str,
     key: bytes,
     requester: str,
     outbox_floor: Path,
@@ -170,7 +172,8 @@ def _batched_release_floor(
     """A batched release of CT_small against its floor, timed round-robin in one loop.
 
     The floor is the sum of the p50s of what no batched release can skip: a plain read of the
-    file from the store, one bare ``eth_call`` (the release's ``checkAccess`` calldata), one
+    file from the store, one bare ``eth_call`` (the release's ``checkAccess(site, studyKey,
+    accessor, purpose)`` calldata), one
     sha256 pass over the file, one durable outbox append. It leaves out parsing the DICOM file
     (the release must parse to check the UIDs and find PixelData), the content tree and the
     record's encoding.
@@ -185,7 +188,7 @@ def _batched_release_floor(
             fp.read()
 
     data = suite.access_log.functions.checkAccess(
-        key, requester, Purpose.TREAT.value
+        site, key, requester, Purpose.TREAT.value
     )._encode_transaction_data()
     parts: dict[str, Callable[[], object]] = {
         "store_read": read,
@@ -282,7 +285,7 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
         session = chain.session
         register_study(
             suite,
-            sender_for(session, people.site),
+            deployed.site_sender,
             store,
             pepper,
             CT_SMALL_STUDY,
@@ -325,6 +328,7 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
             suite,
             release_batched,
             store,
+            people.site.address,
             key,
             requester,
             workdir / f"{kind}-outbox-floor.sqlite3",

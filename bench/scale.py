@@ -82,8 +82,7 @@ def run(sizes: list[int], *, repeats: dict[int, int] | None = None) -> dict[str,
         suite, people = deployed.suite, deployed.actors
         session = chain.session
         patient, requester = people.patient.address, people.requester.address
-        site = sender_for(session, people.site)
-        site.transact(suite.studies.functions.registerStudy(STUDY, patient, STUDY, 1))
+        deployed.site_sender.transact(suite.studies.register_study(STUDY, patient, STUDY, 1))
         ConsentClient(suite, sender_for(session, people.patient)).grant(
             requester, STUDY, [Purpose.TREAT], identified=True
         )

@@ -48,11 +48,14 @@ GAS_OPERATIONS = (
     "grant",
     "grant_update",
     "revoke",
+    "cancel_signatures",
+    "set_exclusion",
     "set_delegate",
     "grant_for",
     "revoke_for",
     "grant_by_sig",
     "revoke_by_sig",
+    "cancel_by_sig",
     "register_study",
     "update_content",
     "record_access",
@@ -60,6 +63,8 @@ GAS_OPERATIONS = (
     "record_break_glass",
     "anchor_batch",
     "grant_role_site",
+    "set_gateway",
+    "set_emergency_clinician",
 )
 
 
@@ -127,3 +132,14 @@ def test_run_quick_writes_the_summary(results: tuple[dict[str, object], Path]) -
     summary = (out / "summary.md").read_text()
 
     assert "### Targets" in summary and "### Gas" in summary and "### Scale" in summary
+
+
+def test_run_quick_measures_every_transaction_of_gas_json(
+    results: tuple[dict[str, object], Path],
+) -> None:
+    data, _out = results
+
+    views = {key for key in data["gas"] if key.startswith(("is_permitted", "anchor_batch_per"))}  # type: ignore[union-attr]
+    missing = set(data["gas"]) - views - set(data["gas_measured"])  # type: ignore[arg-type]
+
+    assert not missing
