@@ -119,6 +119,8 @@ def _consent_registry_gas() -> dict[str, int]:
     )
     gas["grant_update"] = send("grant", grantee, STUDY, 0b1, False, 0, EXPIRES_AT)
     gas["revoke"] = send("revoke", grantee, STUDY)
+    # A later second, so the cancellation really rewrites the slot's issuedAt.
+    chain.mine(timestamp=FIXED_TIME + 5)
     gas["cancel_signatures"] = send("cancelSignatures", grantee, STUDY)
     gas["set_exclusion"] = send("setExclusion", OTHER_STUDY, True)
 

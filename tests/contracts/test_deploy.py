@@ -40,7 +40,7 @@ def test_deploy_manifest_records_chain_and_compiler(admin, tmp_path):
     manifest = deploy(admin, RolePlan(), tmp_path)
 
     data = json.loads(manifest_path(tmp_path, chain.id).read_text())
-    assert data["schema"] == 1
+    assert data["schema"] == 2
     assert data["chainId"] == chain.id == 1337
     assert data["deployer"] == admin.address
     assert data["compiler"] == {
