@@ -129,6 +129,13 @@ class ManifestError(ContractError, ValueError):
     """A deployment manifest is missing, malformed or of an unknown schema version."""
 
 
+class ManifestExistsError(ManifestError, FileExistsError):
+    """A deployment manifest is already there, and replacing it was not asked for.
+
+    Overwriting it would strand every study, consent and log kept by the contracts it names.
+    """
+
+
 # --- keys --------------------------------------------------------------------------------------
 
 

@@ -46,7 +46,7 @@ from imaging_consent.contracts.manifest import RoleGrant
 from imaging_consent.dicom import SitePepper
 from imaging_consent.errors import ConsentDeniedError
 from imaging_consent.gateway import Release
-from imaging_consent.provenance import PROOF_FILE, register_study, verify_files, write_release
+from imaging_consent.provenance import PROOF_FILE, register_study, verify_release, write_release
 from imaging_consent.stores import FolderStore
 
 __all__ = ["DemoError", "DemoResult", "app", "run_demo"]
@@ -120,8 +120,8 @@ def _save_and_verify(story: Story, release: Release, name: str) -> list[Path]:
     folder = story.work / "received" / name
     written = write_release(release, folder)
     files = [p for p in written if p.name != PROOF_FILE]
-    results = verify_files(story.the_suite, files, folder / PROOF_FILE)
-    story.check(all(results.values()), f"released files of {name} failed verification")
+    check = verify_release(story.the_suite, folder / PROOF_FILE)
+    story.check(check.ok, f"released files of {name} failed verification")
     return files
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from imaging_consent.cli.common import Workspace, address, out_console, spinner, with_workspace
 from imaging_consent.contracts.deployment import deploy
+from imaging_consent.contracts.manifest import refuse_existing, write_new
 
 __all__ = ["app"]
 
@@ -40,6 +41,15 @@ def deploy_command(
             "be one of --site). Repeatable.",
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="If the manifest already exists, move it aside to "
+            "<name>.replaced-<its deployedAt>.json and write the new one. Without it an "
+            "existing manifest is never overwritten.",
+        ),
+    ] = False,
 ) -> None:
     """Deploy ConsentRegistry, StudyRegistry and AccessLog; the signer becomes StudyRegistry's
     admin. Other sites appoint their own gateways later (`site grant-role GATEWAY`)."""
@@ -48,6 +58,12 @@ def deploy_command(
     emergencies = [address(a, "--emergency") for a in emergency or []]
     sender = ws.sender()
     target: Path = ws.manifest_path
+    if not replace:
+        refuse_existing(
+            target,
+            hint=f"pass --replace to keep it as {target.stem}.replaced-<deployedAt>"
+            f"{target.suffix} and deploy anew, or choose another --manifest",
+        )
     with spinner(f"deploying the suite on chain {ws.session.chain_id}..."):
         suite = deploy(
             ws.session,
@@ -57,7 +73,7 @@ def deploy_command(
             emergency=emergencies,
             out_dir=None,
         )
-        suite.manifest.write(target)
+        aside = write_new(suite.manifest, target, replace=replace)
     table = Table(title=f"Deployed on chain {suite.manifest.chain_id}")
     table.add_column("contract")
     table.add_column("address")
@@ -68,4 +84,6 @@ def deploy_command(
     for grant in suite.manifest.roles:
         out_console.print(f"granted {grant.role} on {grant.contract} to {grant.account}")
     out_console.print(f"admin: {sender.address}")
+    if aside is not None:
+        out_console.print(f"[yellow]replaced[/] the previous manifest, kept as [bold]{aside}[/]")
     out_console.print(f"manifest written to [bold]{target}[/]")

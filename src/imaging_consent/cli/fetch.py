@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,6 @@ from imaging_consent.cli.common import (
     UsageProblem,
     Workspace,
     address,
-    err_console,
     out_console,
     spinner,
     with_workspace,
@@ -30,7 +30,7 @@ from imaging_consent.cli.common import (
 from imaging_consent.consent import Purpose
 from imaging_consent.errors import ReleaseError
 from imaging_consent.gateway import ImageGateway
-from imaging_consent.provenance import PROOF_FILE, read_proofs, verify_files, write_release
+from imaging_consent.provenance import PROOF_FILE, FileStatus, verify_release, write_release
 from imaging_consent.stores import FolderStore
 
 __all__ = ["REQUESTER_PASSWORD_ENV", "app"]
@@ -131,9 +131,9 @@ def fetch(
         with spinner("writing and verifying against the chain..."):
             written = write_release(release, staging)
             files = [p for p in written if p.name != PROOF_FILE]
-            results = verify_files(suite, files, staging / PROOF_FILE)
-        if not all(results.values()):
-            bad = sum(not ok for ok in results.values())
+            check = verify_release(suite, staging / PROOF_FILE)
+        if not check.ok:
+            bad = len(check.failed)
             raise ReleaseError(f"{bad} released file(s) failed verification; nothing written")
         _move_into(staging, out)
     finally:
@@ -152,40 +152,56 @@ def fetch(
     )
 
 
+_MARKS = {
+    FileStatus.MISMATCH: "FAILED ",
+    FileStatus.MISSING: "MISSING",
+    FileStatus.UNLISTED: "UNNAMED",
+}
+_FAILURES = {
+    FileStatus.MISMATCH: "do not match the chain",
+    FileStatus.MISSING: f"named in {PROOF_FILE} are missing",
+    FileStatus.UNLISTED: f"are not named in {PROOF_FILE}",
+}
+
+
 @app.command("verify")
 @with_workspace(signs=False)
 def verify(
     ws: Workspace,
-    files: Annotated[list[Path], typer.Argument(help="Released .dcm files, or a folder of them.")],
+    files: Annotated[list[Path], typer.Argument(help="A release folder, or released .dcm files.")],
     proof: Annotated[
         Path | None,
         typer.Option("--proof", help=f"The release's {PROOF_FILE} (default: next to the files)."),
     ] = None,
 ) -> None:
-    """Check released files against the content root on chain; exit 1 if any fails."""
-    expanded: list[Path] = []
+    """Check a release against the content root on chain: every file its proof names must be
+    there and match, and no other .dcm file may be there; exit 1 if any fails."""
     for item in files:
-        if item.is_dir():
-            expanded.extend(sorted(item.glob("*.dcm")))
-        else:
-            expanded.append(item)
-    if not expanded:
-        raise UsageProblem("no .dcm files to verify")
+        if not item.exists():
+            raise UsageProblem(f"{item}: no such file or folder")
+    folders = [item for item in files if item.is_dir()]
+    given = [item for item in files if not item.is_dir()]
     if proof is None:
-        folders = {p.parent for p in expanded}
-        if len(folders) != 1:
+        places = {p.resolve() for p in folders} | {p.parent.resolve() for p in given}
+        if len(places) != 1:
             raise UsageProblem("files are in several folders: pass --proof PROOF.json")
-        proof = folders.pop() / PROOF_FILE
-    proofs = read_proofs(proof)
-    results = verify_files(ws.suite, expanded, proofs)
-    for path, ok in results.items():
-        mark = "[green]ok[/]    " if ok else "[bold red]FAILED[/]"
-        out_console.print(f"{mark} {path}")
-    failed = sum(not ok for ok in results.values())
-    if failed:
-        err_console.print(
-            f"[bold red]error:[/] [red]{failed} of {len(results)} file(s) do not match the "
-            f"chain (study 0x{proofs.study_key.hex()})[/]"
+        proof = places.pop() / PROOF_FILE
+    extra = [
+        p for folder in folders for p in sorted(folder.iterdir()) if p.suffix.lower() == ".dcm"
+    ]
+    check = verify_release(ws.suite, proof, [*given, *extra])
+    for result in check.files:
+        mark = "[green]ok[/]     " if result.ok else f"[bold red]{_MARKS[result.status]}[/]"
+        reason = "" if result.ok else f" ({result.status.value})"
+        out_console.print(f"{mark} {result.path}{reason}")
+    if not check.ok:
+        counts = Counter(result.status for result in check.failed)
+        parts = ", ".join(
+            f"{counts[status]} file(s) {text}"
+            for status, text in _FAILURES.items()
+            if counts[status]
         )
-        raise typer.Exit(1)
-    out_console.print(f"[green]verified[/] {len(results)} file(s) against the chain")
+        raise ReleaseError(
+            f"release of study 0x{check.proofs.study_key.hex()} failed verification: {parts}"
+        )
+    out_console.print(f"[green]verified[/] {len(check.files)} file(s) against the chain")

@@ -92,13 +92,17 @@ class ConsentClient(SignedConsents):
 
         Raises:
             UnknownPurposeError: If a purpose is unknown or none is given.
-            InvalidGrantError: If the grantee is zero, the scope malformed or the window bad.
+            InvalidGrantError: If the grantee is zero or the sender (the patient) itself, the
+                scope malformed or the window bad.
             InvalidTimestampError: If a time is naive, negative or too large.
             InvalidAddressError: If the grantee is not an address.
             ReadOnlyClientError: If the client has no sender.
             TransactionError: If sending fails (typed subclasses for contract errors).
         """
-        args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
+        patient = self.sender.address if self.sender is not None else None
+        args = self._grant_args(
+            grantee, scope, purposes, identified, not_before, expires_at, patient
+        )
         return self._transact(self._registry.grant(args))
 
     def revoke(self, grantee: str, scope: bytes | None) -> TransactionReceipt:
@@ -190,14 +194,15 @@ class ConsentClient(SignedConsents):
         Raises:
             NotDelegateError: If the sender is not the patient's delegate for ``scope``, or
                 the grant would outlive the delegation (nothing is sent).
-            InvalidGrantError: If the grantee is the delegate itself, or as :meth:`grant`.
+            InvalidGrantError: If the grantee is the delegate or the patient, or as
+                :meth:`grant`.
             UnknownPurposeError, InvalidTimestampError: As :meth:`grant`.
         """
         owner = parse_address(patient, "patient")
         if expires_at == 0 and self.sender is not None:
             delegation = self._registry.delegation(owner, self.sender.address)
             expires_at = delegation.expires_at if delegation is not None else 0
-        args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
+        args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at, owner)
         return self._transact(self._registry.grant_for(owner, args))
 
     def revoke_for(self, patient: str, grantee: str, scope: bytes | None) -> TransactionReceipt:

@@ -58,10 +58,21 @@ def parse_address(value: str, what: str) -> ChecksumAddress:
         raise InvalidAddressError(f"{what} is not an address: {value!r}") from None
 
 
-def parse_grantee(value: str) -> ChecksumAddress:
+def parse_grantee(value: str, patient: str | None = None) -> ChecksumAddress:
+    """``value`` as a grantee: an address, neither zero nor ``patient`` (if given).
+
+    Raises:
+        InvalidAddressError: If ``value`` is not an address.
+        InvalidGrantError: If it is the zero address or the patient's own address.
+    """
     grantee = parse_address(value, "grantee")
     if grantee == _ZERO_ADDRESS:
         raise InvalidGrantError("the grantee must not be the zero address")
+    if patient is not None and grantee == parse_address(patient, "patient"):
+        raise InvalidGrantError(
+            "the grantee is the patient's own address: a patient needs no grant to their own "
+            "studies; name the account that should get access"
+        )
     return grantee
 
 

@@ -71,12 +71,16 @@ class SignedConsents:
         identified: bool,
         not_before: Timestamp,
         expires_at: Timestamp,
+        patient: str | None,
     ) -> GrantArgs:
-        """Check a grant's inputs locally; raise a typed error before anything is sent."""
+        """Check a grant's inputs locally; raise a typed error before anything is sent.
+
+        ``patient`` (when known) may not be the grantee: a grant to oneself is refused.
+        """
         start, end = parse_window(not_before, expires_at)
         mask = purposes_mask(purposes)
         return GrantArgs(
-            parse_grantee(grantee), parse_scope(scope), mask, bool(identified), start, end
+            parse_grantee(grantee, patient), parse_scope(scope), mask, bool(identified), start, end
         )
 
     def _latest_time(self) -> int:
@@ -114,11 +118,14 @@ class SignedConsents:
                 second after the grant's current state if that is not older.
 
         Raises:
-            UnknownPurposeError, InvalidGrantError, InvalidTimestampError: As ``grant``.
+            UnknownPurposeError, InvalidGrantError, InvalidTimestampError: As ``grant`` (so
+                also a grant to the patient's own address).
             InvalidSignatureError: If the deadline is more than 30 days after issuedAt.
             WrongChainError: If the contract's domain names another chain.
         """
-        args = self._grant_args(grantee, scope, purposes, identified, not_before, expires_at)
+        args = self._grant_args(
+            grantee, scope, purposes, identified, not_before, expires_at, patient
+        )
         fields = {
             "grantee": args.grantee,
             "scope": "0x" + args.scope.hex(),

@@ -248,7 +248,8 @@ def check_contents(
 
     Raises:
         InvalidSignatureError: If it is of another kind, unsigned, or for another domain.
-        InvalidGrantError: If the signed grant's contents are invalid.
+        InvalidGrantError: If the signed grant's contents are invalid (including a grant to
+            the patient's own address).
     """
     if signed.kind != kind:
         raise InvalidSignatureError(f"expected a signed {kind}, got a signed {signed.kind}")
@@ -264,7 +265,7 @@ def check_contents(
             f"{domain.get('chainId')}, not {contract} on chain {chain_id}"
         )
     if kind == "grant":
-        parse_grantee(message["grantee"])
+        parse_grantee(message["grantee"], message["patient"])
         mask = int(message["purposes"])
         if mask == 0 or mask >> len(Purpose):
             raise InvalidGrantError(f"invalid purposes bitmask {mask:#x} in the signed grant")

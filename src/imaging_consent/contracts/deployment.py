@@ -28,6 +28,8 @@ from imaging_consent.contracts.manifest import (
     Manifest,
     RoleGrant,
     manifest_path,
+    refuse_existing,
+    write_new,
 )
 from imaging_consent.contracts.revert import decode_revert
 from imaging_consent.contracts.study_registry import StudyRegistry
@@ -79,6 +81,7 @@ def deploy(
     emergency: Sequence[str] = (),
     admin_delay: int = DEFAULT_ADMIN_DELAY,
     out_dir: str | os.PathLike[str] | None = "deployments",
+    replace: bool = False,
 ) -> Suite:
     """Deploy ConsentRegistry, StudyRegistry and AccessLog in dependency order.
 
@@ -95,14 +98,22 @@ def deploy(
         emergency: Emergency clinicians the deployer (as a site) appoints.
         admin_delay: Seconds an admin transfer waits.
         out_dir: Folder to write ``<chainId>.json`` into, or None to write nothing.
+        replace: If ``<chainId>.json`` is already there, move it aside to
+            ``<chainId>.replaced-<its deployedAt>.json`` in the same folder. Without it an
+            existing manifest is never overwritten.
 
     Returns:
         The deployed suite and its manifest.
 
     Raises:
+        ManifestExistsError: If ``out_dir`` already holds this chain's manifest and ``replace``
+            is False (checked before anything is sent).
         ValueError: If gateways or clinicians are given but the deployer is not a site.
         TransactionError: If a deployment transaction fails.
     """
+    target = None if out_dir is None else manifest_path(out_dir, session.chain_id)
+    if target is not None and not replace:
+        refuse_existing(target)
     admin = deployer.address
     site_accounts = [Web3.to_checksum_address(a) for a in sites]
     if (gateways or emergency) and admin not in site_accounts:
@@ -149,8 +160,10 @@ def deploy(
         contracts=deployed,
         roles=tuple(roles),
     )
-    if out_dir is not None:
-        manifest.write(manifest_path(out_dir, session.chain_id))
+    if target is not None:
+        aside = write_new(manifest, target, replace=replace)
+        if aside is not None:
+            logger.info("moved the replaced manifest %s to %s", target, aside)
     return _bound(session, manifest)
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from eth_typing import ChecksumAddress, HexAddress, HexStr
 from eth_utils.address import is_checksum_address
 
-from imaging_consent.errors import ManifestError
+from imaging_consent.errors import ManifestError, ManifestExistsError
 
 SCHEMA_VERSION = 2
 """Version of the manifest's JSON layout; bumped on any incompatible change."""
@@ -302,3 +304,85 @@ class Manifest:
         except FileNotFoundError:
             raise ManifestError(f"no deployment manifest at {path}") from None
         return cls.from_json(text)
+
+
+def replaced_path(path: str | os.PathLike[str], deployed_at: str) -> Path:
+    """Where :func:`set_aside` keeps a replaced manifest: ``<stem>.replaced-<stamp>.json``.
+
+    The stamp is ``deployed_at`` with only its letters and digits kept
+    (``2026-11-28T12:44:54Z`` gives ``20261128T124454Z``), so it is safe in any file system.
+    """
+    target = Path(path)
+    stamp = re.sub(r"[^0-9A-Za-z]", "", deployed_at)[:32] or "unknown"
+    return target.with_name(f"{target.stem}.replaced-{stamp}{target.suffix}")
+
+
+def refuse_existing(
+    path: str | os.PathLike[str], *, hint: str = "pass replace=True to move it aside"
+) -> None:
+    """Refuse to deploy over an existing manifest.
+
+    Raises:
+        ManifestExistsError: If ``path`` exists; the message names it and ends with ``hint``.
+    """
+    target = Path(path)
+    if target.exists():
+        raise ManifestExistsError(
+            f"{target} already exists: a new deployment would strand every study, consent and "
+            f"log of the contracts it names; {hint}"
+        )
+
+
+def set_aside(path: str | os.PathLike[str]) -> Path:
+    """Move an existing manifest to :func:`replaced_path` in the same folder; never overwrite.
+
+    The stamp comes from the old manifest's ``deployedAt`` (from the file's modification time
+    if it cannot be read); ``-2``, ``-3``... are added if that name is taken.
+
+    Returns:
+        The path the old manifest now has.
+
+    Raises:
+        OSError: If it cannot be moved.
+    """
+    target = Path(path)
+    try:
+        deployed_at = Manifest.read(target).deployed_at
+    except ManifestError:
+        modified = datetime.fromtimestamp(target.stat().st_mtime, tz=timezone.utc)
+        deployed_at = modified.strftime("%Y%m%dT%H%M%SZ")
+    aside = first = replaced_path(target, deployed_at)
+    counter = 1
+    while aside.exists():
+        counter += 1
+        aside = first.with_name(f"{first.stem}-{counter}{first.suffix}")
+    target.rename(aside)
+    return aside
+
+
+def write_new(
+    manifest: Manifest, path: str | os.PathLike[str], *, replace: bool = False
+) -> Path | None:
+    """Write a new deployment's manifest to ``path``, never silently over an old one.
+
+    Args:
+        manifest: The new deployment's manifest.
+        path: Where to write it.
+        replace: If a manifest is already there, move it aside first (:func:`set_aside`)
+            instead of refusing.
+
+    Returns:
+        Where the old manifest was moved, or None if there was none.
+
+    Raises:
+        ManifestExistsError: If ``path`` exists and ``replace`` is False.
+        OSError: If a file cannot be moved or written.
+    """
+    target = Path(path)
+    aside = None
+    if target.exists():
+        if not replace:
+            refuse_existing(target)
+        aside = set_aside(target)
+    manifest.write(target)
+    return aside

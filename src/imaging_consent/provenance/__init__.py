@@ -18,20 +18,27 @@ from imaging_consent.provenance.registration import (
 from imaging_consent.provenance.released import ReleasedInstance, ReleasedStudy
 from imaging_consent.provenance.verify import (
     PROOF_FILE,
+    FileCheck,
+    FileStatus,
     InstanceProof,
+    ReleaseCheck,
     ReleaseProofs,
     read_proofs,
     verify_files,
+    verify_release,
     verify_released,
     write_release,
 )
 
 __all__ = [
     "PROOF_FILE",
+    "FileCheck",
+    "FileStatus",
     "InstanceContent",
     "InstanceProof",
     "RegistrationAction",
     "RegistrationResult",
+    "ReleaseCheck",
     "ReleaseProofs",
     "ReleasedInstance",
     "ReleasedStudy",
@@ -41,6 +48,7 @@ __all__ = [
     "register_study",
     "verified_instances",
     "verify_files",
+    "verify_release",
     "verify_released",
     "write_release",
 ]

@@ -7,7 +7,9 @@ PixelData, so a de-identified instance verifies too (an instance without PixelDa
 whole, so it verifies only if released unchanged).
 
 :func:`write_release` writes ``<SOP Instance UID>.dcm`` files and a ``proof.json``;
-:func:`verify_files` checks such files later (the CLI's ``fetch`` and ``verify``).
+:func:`verify_release` checks such a release later (the CLI's ``fetch`` and ``verify``): every
+file it names must be there and prove against the chain, and no other ``.dcm`` file may be
+there. :func:`verify_files` checks single files by name.
 
 ``proof.json`` (version 1)::
 
@@ -26,6 +28,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -42,10 +45,14 @@ from imaging_consent.provenance.released import ReleasedInstance, ReleasedStudy
 
 __all__ = [
     "PROOF_FILE",
+    "FileCheck",
+    "FileStatus",
     "InstanceProof",
+    "ReleaseCheck",
     "ReleaseProofs",
     "read_proofs",
     "verify_files",
+    "verify_release",
     "verify_released",
     "write_release",
 ]
@@ -270,3 +277,101 @@ def verify_files(
         leaf = leaf_hash(entry.instance_key, digest)
         results[path] = _verify_leaf(suite, proofs.site, proofs.study_key, leaf, entry.proof)
     return results
+
+
+class FileStatus(Enum):
+    """The outcome for one file of a release; only ``OK`` passes."""
+
+    OK = "ok"
+    MISMATCH = "does not match the chain"
+    MISSING = "missing: named in proof.json but not there"
+    UNLISTED = "not named in proof.json"
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """One file of a release and its outcome."""
+
+    path: Path
+    status: FileStatus
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file passed."""
+        return self.status is FileStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCheck:
+    """The outcome of :func:`verify_release`: one entry per file, named or found."""
+
+    proofs: ReleaseProofs
+    files: tuple[FileCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True if every named file is there and verifies, and no unnamed file is there."""
+        return all(check.ok for check in self.files)
+
+    @property
+    def failed(self) -> tuple[FileCheck, ...]:
+        """The files that did not pass."""
+        return tuple(check for check in self.files if not check.ok)
+
+
+def _is_dicom_name(path: Path) -> bool:
+    return path.suffix.lower() == ".dcm"
+
+
+def verify_release(
+    suite: Suite,
+    proof_json: str | os.PathLike[str],
+    files: Iterable[str | os.PathLike[str]] | None = None,
+) -> ReleaseCheck:
+    """Check a whole release against the chain: complete, nothing extra, every file proven.
+
+    The release is the folder of ``proof_json``. Checked are ``files`` (default none) and every
+    ``.dcm`` file in that folder. A checked file must be named in ``proof.json`` (else
+    ``UNLISTED``) and prove against the content root on chain (else ``MISMATCH``, also for an
+    unreadable file). A file ``proof.json`` names that is neither in the folder nor among
+    ``files`` (by name) is ``MISSING``.
+
+    Args:
+        suite: The deployed contracts.
+        proof_json: The release's ``proof.json``, or the folder holding it.
+        files: More files to check (e.g. copies kept elsewhere), matched by name.
+
+    Returns:
+        One :class:`FileCheck` per checked file, in name order, then one per missing file.
+
+    Raises:
+        ReleaseProofError: If the proof file is missing or malformed.
+        StudyNotRegisteredError: If the study key is not registered.
+        ChainUnavailableError: If the chain cannot be reached.
+    """
+    proof_file = Path(proof_json)
+    if proof_file.is_dir():
+        proof_file = proof_file / PROOF_FILE
+    proofs = read_proofs(proof_file)
+    folder = proof_file.parent
+    found = [p for p in folder.iterdir() if p.is_file() and _is_dicom_name(p)]
+    chosen: dict[Path, Path] = {}
+    for item in [*(Path(f) for f in files or ()), *found]:
+        chosen.setdefault(item.resolve(), item)
+    checked = sorted(chosen.values(), key=lambda p: (p.name, str(p)))
+    listed = [p for p in checked if p.name in proofs.files]
+    verified = verify_files(suite, listed, proofs) if listed else {}
+    results: list[FileCheck] = []
+    for path in checked:
+        if path.name not in proofs.files:
+            status = FileStatus.UNLISTED
+        else:
+            status = FileStatus.OK if verified[path] else FileStatus.MISMATCH
+        results.append(FileCheck(path, status))
+    present = {p.name for p in checked}
+    results += [
+        FileCheck(folder / name, FileStatus.MISSING)
+        for name in sorted(proofs.files)
+        if name not in present
+    ]
+    return ReleaseCheck(proofs, tuple(results))
