@@ -35,7 +35,6 @@ from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import SitePepper, release_secret, study_key
 from imaging_consent.errors import (
     ConsentDeniedError,
-    ContractRevertedError,
     DicomError,
     IntegrityError,
     InvalidSignatureError,
@@ -221,13 +220,10 @@ class ImageGateway:
             )
         instances = self._verified(request, study_uid, series_uid, decision)
         if break_glass is not None:
-            log_tx: str | None = self._record_break_glass(request, break_glass)
+            log_tx: str | None = self.recorder.record_break_glass(request, break_glass)
         else:
             log_tx = self.recorder.record_release(request)
-        how = "identified" if decision.identified else "de-identified"
-        logger.info(
-            "released %d instance(s), %s, request 0x%s", len(instances), how, request_id.hex()[:12]
-        )
+        logger.info("released %d instance(s), request 0x%s", len(instances), request_id.hex()[:12])
         return Release(
             request_id=request_id,
             site=self.site,
@@ -280,13 +276,6 @@ class ImageGateway:
             self.recorder.record_refusal(request, type(exc).__name__)
             raise
         return AccessDecision(study.patient, study.content_root, True, True)
-
-    def _record_break_glass(self, request: AccessRequest, signed: BreakGlass) -> str:
-        try:
-            return self.recorder.record_break_glass(request, signed)
-        except ContractRevertedError as exc:  # the chain refused it (replay, limit, ...)
-            self.recorder.record_refusal(request, type(exc).__name__)
-            raise
 
     def _verified(
         self,

@@ -31,7 +31,12 @@ from imaging_consent.access_log.outbox import Batch, Outbox, flush
 from imaging_consent.access_log.record import AccessRecord
 from imaging_consent.chain import TransactionSender
 from imaging_consent.contracts.access_log import AccessLog, RecordedAccess, RecordKind
-from imaging_consent.errors import ConsentDeniedError, ImagingConsentError, ReleaseError
+from imaging_consent.errors import (
+    ConsentDeniedError,
+    ContractRevertedError,
+    ImagingConsentError,
+    ReleaseError,
+)
 
 __all__ = [
     "AccessRequest",
@@ -212,16 +217,20 @@ class _Recorder:
             logger.error("could not record refusal %s (%s)", record.to_json(), type(exc).__name__)
 
     def record_break_glass(self, request: AccessRequest, signed: BreakGlass) -> str:
-        receipt = self.sender.transact(
-            self.access_log.record_break_glass(
-                signed.study_key,
-                signed.clinician,
-                signed.request_id,
-                signed.reason_commitment,
-                signed.deadline,
-                signed.signature,
+        try:
+            receipt = self.sender.transact(
+                self.access_log.record_break_glass(
+                    signed.study_key,
+                    signed.clinician,
+                    signed.request_id,
+                    signed.reason_commitment,
+                    signed.deadline,
+                    signed.signature,
+                )
             )
-        )
+        except ContractRevertedError as exc:  # the chain refused it (replay, limit, ...)
+            self.record_refusal(request, type(exc).__name__)
+            raise
         found = self.access_log.recorded(receipt, request.request_id)
         if found is None or found.kind is not RecordKind.BREAK_GLASS:
             raise ReleaseError(
