@@ -202,6 +202,14 @@ class _Background:
         assert not self._thread.is_alive(), "background call did not finish"
 
 
+def _mine_one_block(chain: LocalChain, background: _Background, pending: int) -> None:
+    """Wait for ``pending`` transactions, mine them in one block, let ``background`` finish."""
+    _wait_pending(chain, pending)
+    chain.rpc("anvil_mine", 1)
+    chain.rpc("evm_setAutomine", True)
+    background.join()
+
+
 def _block_order(chain: LocalChain, *hashes: str) -> list[tuple[int, int]]:
     w3 = chain.session.w3
     receipts = [w3.eth.get_transaction_receipt(h) for h in hashes]  # type: ignore[arg-type]
@@ -232,10 +240,7 @@ def test_mempool_copy_of_registration_releases_nothing(anvil_world: World) -> No
         ),
         tip_gwei=50,
     )  # fmt: skip
-    _wait_pending(chain, 3)
-    chain.rpc("anvil_mine", 1)
-    chain.rpc("evm_setAutomine", True)
-    honest.join()
+    _mine_one_block(chain, honest, 3)
 
     assert honest.error is None
     (copy_at, grant_at, honest_at) = _block_order(chain, copy, own_grant, pending["hash"])
@@ -382,10 +387,7 @@ def test_old_grant_front_running_a_signed_revocation_stays_revoked(anvil_world: 
         ),
         tip_gwei=80,
     )  # fmt: skip
-    _wait_pending(chain, 2)
-    chain.rpc("anvil_mine", 1)
-    chain.rpc("evm_setAutomine", True)
-    honest.join()
+    _mine_one_block(chain, honest, 2)
 
     assert honest.error is None
     (grant_at, revoke_at) = _block_order(chain, front_run, revoke_tx["hash"])
@@ -453,10 +455,7 @@ def test_delegate_grant_front_running_its_removal_stops_counting(anvil_world: Wo
         ),
         tip_gwei=80,
     )  # fmt: skip
-    _wait_pending(chain, 2)
-    chain.rpc("anvil_mine", 1)
-    chain.rpc("evm_setAutomine", True)
-    honest.join()
+    _mine_one_block(chain, honest, 2)
 
     assert honest.error is None
     (grant_at, removal_at) = _block_order(chain, grant, removal["hash"])
@@ -503,10 +502,7 @@ def test_downgrade_racing_the_record_releases_nothing_identified(anvil_world: Wo
     gateway = ImageGateway(w.suite, w.sender(w.gateway_a), store, PEPPER)
     chain.rpc("evm_setAutomine", False)
     release = _Background(lambda: gateway.release(CT_STUDY, w.app.address, "TREAT"))
-    _wait_pending(chain, 2)  # the downgrade, then the gateway's recordAccess
-    chain.rpc("anvil_mine", 1)
-    chain.rpc("evm_setAutomine", True)
-    release.join()
+    _mine_one_block(chain, release, 2)  # the downgrade, then the gateway's recordAccess
 
     assert isinstance(release.error, errors.ConsentDeniedError), release.error
     assert "de-identified" in str(release.error)
