@@ -135,6 +135,7 @@ def verified_instances(
     chosen = set(wanted)
     loaded: dict[str, LoadedInstance] = {}
     leaves: dict[str, bytes] = {}
+    keys: dict[str, bytes] = {}
     for position, stored in enumerate(every, start=1):
         uid = stored.sop_instance_uid
         where = f"instance {position} of {len(every)}"
@@ -146,7 +147,8 @@ def verified_instances(
                 f"({exc}); nothing released, the refusal is recorded"
             ) from exc
         loaded[uid] = item
-        leaves[uid] = leaf_hash(instance_key(pepper, uid), item.pixel_hash)
+        keys[uid] = instance_key(pepper, uid)
+        leaves[uid] = leaf_hash(keys[uid], item.pixel_hash)
     try:
         tree = MerkleTree.of(list(leaves.values()))
     except ValueError as exc:
@@ -162,7 +164,7 @@ def verified_instances(
         item = loaded[uid]
         assert item.dataset is not None  # loaded with load=True above
         proof = tuple(tree.proof(leaves[uid]))
-        key = instance_key(pepper, uid)
+        key = keys[uid]
         if deid_secret is None:
             released.append(
                 ReleasedInstance(uid, key, item.pixel_hash, proof, item.dataset, item.raw)
