@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -43,8 +43,10 @@ from imaging_consent.errors import (
     SignatureExpiredError,
     StoreError,
 )
+from imaging_consent.provenance.content import ContentProtocol
 from imaging_consent.provenance.instances import verified_instances
 from imaging_consent.provenance.released import ReleasedInstance
+from imaging_consent.provenance.verify import ReleaseFolder
 from imaging_consent.stores.base import ImageStore
 
 __all__ = ["ImageGateway", "LogMode", "Release", "ReleasedInstance"]
@@ -57,8 +59,10 @@ class Release:
     """The outcome of one release (a :class:`~imaging_consent.provenance.ReleasedStudy`).
 
     ``request_id`` is the id the access is recorded under; ``purpose`` is ETREAT for
-    break-glass; ``log_tx`` the mined ``recordAccess`` / ``recordBreakGlass`` (else None);
-    ``batch_request_logged`` is True when the record waits in the outbox for :meth:`flush`.
+    break-glass; ``protocol`` the content protocol the study verified under; ``log_tx`` the
+    mined ``recordAccess`` / ``recordBreakGlass`` (else None); ``batch_request_logged`` is True
+    when the record waits in the outbox for :meth:`flush`; ``files`` the paths written when the
+    release went to a folder (the DICOM files, then ``proof.json``).
     """
 
     request_id: bytes
@@ -69,9 +73,11 @@ class Release:
     purpose: Purpose
     identified: bool
     break_glass: bool
+    protocol: ContentProtocol
     instances: tuple[ReleasedInstance, ...]
     log_tx: str | None
     batch_request_logged: bool
+    files: tuple[Path, ...] = ()
 
 
 class ImageGateway:
@@ -165,6 +171,7 @@ class ImageGateway:
         *,
         series_uid: str | None = None,
         break_glass: BreakGlass | None = None,
+        destination: str | os.PathLike[str] | None = None,
     ) -> Release:
         """Release a study (or one series of it) to ``requester``, if consent permits.
 
@@ -176,6 +183,10 @@ class ImageGateway:
             break_glass: An emergency access without consent: the requester's own signed
                 request (:meth:`break_glass_request`). Always sync, always identified,
                 recorded with purpose ETREAT; the reason stays at the site.
+            destination: Stream the files into this folder (a :class:`ReleaseFolder`: staged
+                privately, moved into place with ``proof.json`` only once the access is
+                recorded), so memory does not grow with the study. Without it the files are
+                held in memory (``ReleasedInstance.data``).
 
         Returns:
             The released instances with their proofs, and where the access is recorded.
@@ -183,7 +194,8 @@ class ImageGateway:
         Raises (every refusal after the study is found on chain is recorded first):
             ValueError: If the requester is not an address.
             UnknownPurposeError: If ``purpose`` is not a known code.
-            ConsentDeniedError: If consent does not permit it.
+            ConsentDeniedError: If consent does not permit it, or was withdrawn or narrowed to
+                de-identified data while the study was read (checked again at record time).
             StudyNotRegisteredError: If this gateway's site has no such study.
             NotEmergencyError: If a break-glass requester is not the site's emergency clinician.
             InvalidSignatureError: If a break-glass request is not the requester's own for
@@ -218,25 +230,31 @@ class ImageGateway:
                 f"{chosen.name}; the refusal is recorded (request 0x{request_id.hex()})",
                 request_id=request_id,
             )
-        instances = self._verified(request, study_uid, series_uid, decision)
-        if break_glass is not None:
-            log_tx: str | None = self.recorder.record_break_glass(request, break_glass)
-        else:
-            log_tx = self.recorder.record_release(request)
+        folder = ReleaseFolder(destination) if destination is not None else None
+        try:
+            protocol, instances = self._verified(request, study_uid, series_uid, decision, folder)
+            log_tx = self._record(request, break_glass)
+            release = Release(
+                request_id=request_id,
+                site=self.site,
+                study_key=key,
+                patient=decision.patient,
+                requester=accessor,
+                purpose=chosen,
+                identified=decision.identified,
+                break_glass=request.break_glass,
+                protocol=protocol,
+                instances=instances,
+                log_tx=log_tx,
+                batch_request_logged=log_tx is None,
+            )
+            if folder is not None:
+                release = replace(release, files=tuple(folder.commit(release)))
+        finally:
+            if folder is not None:
+                folder.abort()
         logger.info("released %d instance(s), request 0x%s", len(instances), request_id.hex()[:12])
-        return Release(
-            request_id=request_id,
-            site=self.site,
-            study_key=key,
-            patient=decision.patient,
-            requester=accessor,
-            purpose=chosen,
-            identified=decision.identified,
-            break_glass=request.break_glass,
-            instances=instances,
-            log_tx=log_tx,
-            batch_request_logged=log_tx is None,
-        )
+        return release
 
     def break_glass_request(
         self, clinician: LocalAccount, study_uid: str, reason: str, *, lifetime: int = 600
@@ -277,18 +295,50 @@ class ImageGateway:
             raise
         return AccessDecision(study.patient, study.content_root, True, True)
 
+    def _record(self, request: AccessRequest, break_glass: BreakGlass | None) -> str | None:
+        """Record the release; consent as it stands now decides, not as it stood at the check.
+
+        Sync: the chain checks consent again in ``recordAccess`` (the recorder refuses if it was
+        withdrawn or narrowed). Batched: consent is asked again here, right before the record
+        goes to the outbox and the files are returned.
+        """
+        if break_glass is not None:
+            return self.recorder.record_break_glass(request, break_glass)
+        if self.recorder.mode is LogMode.BATCHED:
+            now = self.suite.access_log.check_access(
+                self.site, request.study_key, request.requester, request.purpose
+            )
+            if not now.permitted:
+                self.recorder.record_denial(request)
+                raise ConsentDeniedError(
+                    f"consent for study 0x{request.study_key.hex()} was withdrawn while the study "
+                    "was read; nothing released, the refusal is recorded",
+                    request_id=request.request_id,
+                )
+            if request.identified and not now.identified:
+                self.recorder.record_refusal(request, "ConsentNarrowed")
+                raise ConsentDeniedError(
+                    f"consent for study 0x{request.study_key.hex()} was narrowed to de-identified "
+                    "data while the study was read; the identified images are not released, the "
+                    "refusal is recorded",
+                    request_id=request.request_id,
+                )
+        return self.recorder.record_release(request)
+
     def _verified(
         self,
         request: AccessRequest,
         study_uid: str,
         series_uid: str | None,
         decision: AccessDecision,
-    ) -> tuple[ReleasedInstance, ...]:
+        folder: ReleaseFolder | None,
+    ) -> tuple[ContentProtocol, tuple[ReleasedInstance, ...]]:
         master, rid = self._release_secret, request.request_id
         secret = None if decision.identified else release_secret(master, rid)
+        stage = folder.stage if folder is not None else None
         try:
             return verified_instances(
-                self.store, self.pepper, study_uid, series_uid, decision.content_root, secret
+                self.store, self.pepper, study_uid, series_uid, decision.content_root, secret, stage
             )
         except (StoreError, DicomError, IntegrityError) as exc:
             self.recorder.record_refusal(request, type(exc).__name__)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pydicom
@@ -42,11 +42,16 @@ from imaging_consent.contracts.access_log import AccessLog
 from imaging_consent.contracts.consent_registry import ConsentRegistry
 from imaging_consent.contracts.deployment import Suite, sender_for
 from imaging_consent.contracts.study_registry import StudyRegistry
-from imaging_consent.dicom import SitePepper, pixel_hash, study_key
+from imaging_consent.dicom import SitePepper, dataset_bytes, pixel_hash, study_key
 from imaging_consent.dicom.annex_e import Action, basic_profile_action
+from imaging_consent.dicom.walk import walk_dicom
 from imaging_consent.gateway import ImageGateway, LogMode
 from imaging_consent.provenance import (
+    ContentProtocol,
+    InstanceProof,
     RegistrationAction,
+    ReleasedInstance,
+    ReleaseProofs,
     read_proofs,
     register_study,
     verify_files,
@@ -511,24 +516,16 @@ def test_altered_released_instance_does_not_verify(world: World) -> None:
     inst = world.gateway.release(CT_STUDY, world.people.requester.address, "TREAT").instances[0]
     altered = bytearray(inst.dataset.PixelData)
     altered[10] ^= 0x01
-    forged = copy.deepcopy(inst.dataset)
+    forged = inst.dataset
     forged.PixelData = bytes(altered)
 
-    assert verify_released(
-        world.suite,
-        world.people.site.address,
-        key,
-        (inst.to_bytes(), inst.instance_key, inst.proof),
-    )
-    assert not verify_released(
-        world.suite, world.people.site.address, key, (forged, inst.instance_key, inst.proof)
-    )
-    assert not verify_released(
-        world.suite, world.people.site.address, key, replace(inst, raw=b"not dicom")
-    )
-    assert not verify_released(
-        world.suite, world.people.site.address, key, replace(inst, proof=inst.proof[::-1])
-    )
+    def check(candidate: ReleasedInstance) -> bool:
+        return verify_released(world.suite, world.people.site.address, key, candidate)
+
+    assert check(inst)
+    assert not check(replace(inst, data=dataset_bytes(forged)))
+    assert not check(replace(inst, data=b"not dicom"))
+    assert not check(replace(inst, proof=inst.proof[::-1]))
 
 
 def test_write_release_verify_files_round_trip(world: World, tmp_path: Path) -> None:
@@ -606,12 +603,22 @@ def test_chain_unreachable_nothing_released(world: World) -> None:
     with pytest.raises(errors.ChainUnavailableError):
         _gateway_then_dead(world, dead).release(MR_STUDY, world.people.requester.address, "TREAT")
     with pytest.raises(errors.ChainUnavailableError):
-        verify_released(
-            dead,
-            world.people.site.address,
-            study_key(PEPPER, MR_STUDY),
-            (world.store.path(MR_UID).read_bytes(), bytes(32), ()),
-        )
+        verify_files(dead, [world.store.path(MR_UID)], _proofs_for(world, MR_UID))
+
+
+def _proofs_for(world: World, uid: str) -> ReleaseProofs:
+    digest = walk_dicom(world.store.path(uid).read_bytes()).digest
+    assert digest is not None
+    entry = InstanceProof(bytes(32), digest, ())
+    return ReleaseProofs(
+        world.people.site.address,
+        study_key(PEPPER, MR_STUDY),
+        bytes(32),
+        True,
+        False,
+        ContentProtocol.V2,
+        MappingProxyType({world.store.path(uid).name: entry}),
+    )
 
 
 def test_chain_silent_times_out_nothing_released(world: World) -> None:

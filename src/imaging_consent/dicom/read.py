@@ -17,6 +17,8 @@ data. The original exception is chained (``__cause__``) for operators.
 
 from __future__ import annotations
 
+import io
+import mmap
 import os
 import struct
 import zlib
@@ -31,6 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from imaging_consent.dicom.walk import walk_dicom
 from imaging_consent.errors import DicomError, DicomReadError, DicomTruncatedError
 
 #: A DICOM source: a path, or a seekable binary file object positioned anywhere.
@@ -61,6 +64,8 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
     OverflowError,
     struct.error,
     zlib.error,
+    RecursionError,
+    MemoryError,
 )
 # Exceptions whose text describes file structure only, never element values.
 _SAFE_MESSAGE_ERRORS: tuple[type[BaseException], ...] = (InvalidDicomError, EOFError)
@@ -101,6 +106,29 @@ def open_source(source: Source) -> Iterator[tuple[BinaryIO, str]]:
         yield source, label
 
 
+@contextmanager
+def file_buffer(fp: BinaryIO) -> Iterator[memoryview]:
+    """Yield the whole file as a read-only buffer: memory-mapped if it is a file on disk.
+
+    Raises:
+        DicomReadError: If the file is empty.
+    """
+    if isinstance(fp, io.BytesIO):
+        yield memoryview(fp.getvalue())  # shares the bytes a BytesIO was made from: no copy
+        return
+    try:
+        fd = fp.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fp.seek(0)
+        yield memoryview(fp.read())
+        return
+    if os.fstat(fd).st_size == 0:
+        raise DicomReadError(f"{describe(fp)}: the file is empty")
+    # Not closed explicitly: a traceback may still reference views of it. It is unmapped when
+    # the last reference goes.
+    yield memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_READ))
+
+
 def _file_size(fp: BinaryIO) -> int:
     here = fp.tell()
     size = fp.seek(0, os.SEEK_END)
@@ -139,6 +167,9 @@ def read_dicom(
         try:
             fp.seek(0)
             size = _file_size(fp)
+            with file_buffer(fp) as data:
+                walk_dicom(data, label, hashes=False)
+            fp.seek(0)
             ds = pydicom.dcmread(
                 fp,
                 force=False,
@@ -318,8 +349,6 @@ def encapsulated_value_length(fp: BinaryIO, little_endian: bool, label: str) -> 
 
 
 def _check_encapsulated_value(value: bytes, little_endian: bool, label: str) -> None:
-    import io
-
     delimiter = struct.pack("<HHL" if little_endian else ">HHL", *_SEQUENCE_DELIMITER_TAG, 0)
     if encapsulated_value_length(io.BytesIO(value + delimiter), little_endian, label) != len(value):
         raise DicomReadError(f"{label}: encapsulated PixelData does not parse as items")

@@ -1,14 +1,19 @@
 """Provenance: the integrity check that ties every released image to its study's chain record.
 
 - :mod:`.merkle`: the sorted-pair Merkle tree shared with StudyRegistry.
-- :mod:`.content`: a study's content tree (instance keys, pixel hashes, root, proofs).
+- :mod:`.content`: a study's content tree (content protocols v1 and v2, leaves, root, proofs).
 - :mod:`.registration`: :func:`register_study` puts a study's content root on chain.
 - :mod:`.instances`: :func:`verified_instances` loads a study and checks it against its root.
 - :mod:`.released`: :class:`ReleasedInstance`, what a release hands over.
 - :mod:`.verify`: receivers check what they got, against the chain.
 """
 
-from imaging_consent.provenance.content import InstanceContent, StudyContent, build_study_content
+from imaging_consent.provenance.content import (
+    ContentProtocol,
+    InstanceContent,
+    StudyContent,
+    build_study_content,
+)
 from imaging_consent.provenance.instances import verified_instances
 from imaging_consent.provenance.registration import (
     RegistrationAction,
@@ -22,6 +27,7 @@ from imaging_consent.provenance.verify import (
     FileStatus,
     InstanceProof,
     ReleaseCheck,
+    ReleaseFolder,
     ReleaseProofs,
     read_proofs,
     verify_files,
@@ -32,6 +38,7 @@ from imaging_consent.provenance.verify import (
 
 __all__ = [
     "PROOF_FILE",
+    "ContentProtocol",
     "FileCheck",
     "FileStatus",
     "InstanceContent",
@@ -39,6 +46,7 @@ __all__ = [
     "RegistrationAction",
     "RegistrationResult",
     "ReleaseCheck",
+    "ReleaseFolder",
     "ReleaseProofs",
     "ReleasedInstance",
     "ReleasedStudy",

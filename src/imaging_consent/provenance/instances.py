@@ -1,101 +1,101 @@
 """Reading a study's instances from a store, hashed and checked against the content root.
 
-Each instance is opened once. The bytes that are hashed are the bytes that are parsed (and,
-for a release, the bytes that leave the gateway), so a file swapped on disk between hashing and
-reading can never be mixed in. The SOP and Study Instance UIDs inside the file must match what
-the store's index claims: the index is never evidence.
+Each instance is read once, into memory, and walked once (:func:`~imaging_consent.dicom.walk.
+walk_dicom`): the bytes that are hashed are the bytes that leave the gateway, so a file swapped
+on disk between hashing and reading can never be mixed in, and each byte is hashed once. The SOP
+and Study Instance UIDs inside the file must match what the store's index claims: the index is
+never evidence. Two instances are read at a time (hashing releases the GIL), so memory grows with
+the largest instance, never with the study, when the release goes to a folder.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-
-from pydicom.dataset import Dataset
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias
 
 from imaging_consent.dicom import (
     SitePepper,
-    dataset_pixel_hash,
+    dataset_bytes,
     deidentify,
     instance_key,
-    pixel_hash,
     read_dicom,
     study_key,
 )
+from imaging_consent.dicom.walk import ContentDigest, Walk, walk_dicom
 from imaging_consent.errors import DicomReadError, IntegrityError
-from imaging_consent.provenance.merkle import MerkleTree, leaf_hash
+from imaging_consent.provenance.content import ContentProtocol, content_leaf
+from imaging_consent.provenance.merkle import MerkleTree
 from imaging_consent.provenance.released import ReleasedInstance
 from imaging_consent.stores.base import ImageStore, InstanceRecord
 
+__all__ = ["Stage", "instance_digest", "verified_instances"]
 
-@dataclass(frozen=True, slots=True)
-class LoadedInstance:
-    """One instance as read from the store.
+#: Puts a released file somewhere before the release is committed: ``(SOP Instance UID as
+#: released, bytes) -> final path``. Without one, a release is held in memory.
+Stage: TypeAlias = Callable[[str, bytes], Path]
 
-    Attributes:
-        stored: The store's index record.
-        pixel_hash: pixelHash of the bytes read (see docs/ARCHITECTURE.md).
-        raw: The file's bytes, if loaded for release.
-        dataset: The dataset parsed from exactly ``raw``, if loaded for release.
-    """
-
-    stored: InstanceRecord
-    pixel_hash: bytes
-    raw: bytes | None = field(default=None, repr=False)
-    dataset: Dataset | None = field(default=None, repr=False)
+#: Instances read and hashed at a time.
+WORKERS = 2
 
 
-def _uid(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return str(value).strip(" \x00") if value is not None else ""
-
-
-def _check_uids(ds: Dataset, stored: InstanceRecord, position: str) -> None:
-    if _uid(ds, "SOPInstanceUID") != stored.sop_instance_uid:
+def _walk(stored: InstanceRecord, raw: bytes, where: str) -> Walk:
+    try:
+        walk = walk_dicom(raw, where)
+    except DicomReadError as exc:
+        raise IntegrityError(f"{where} cannot be read ({exc}); nothing released") from exc
+    if walk.sop_instance_uid != stored.sop_instance_uid:
+        raise IntegrityError(f"{where}: the file's SOP Instance UID differs from the store's index")
+    if walk.study_instance_uid != stored.study_instance_uid:
         raise IntegrityError(
-            f"{position}: the file's SOP Instance UID differs from the store's index"
+            f"{where}: the file's Study Instance UID differs from the store's index"
         )
-    if _uid(ds, "StudyInstanceUID") != stored.study_instance_uid:
-        raise IntegrityError(
-            f"{position}: the file's Study Instance UID differs from the store's index"
-        )
+    return walk
 
 
-def load_instance(
-    store: ImageStore, stored: InstanceRecord, *, load: bool, position: str = "instance"
-) -> LoadedInstance:
-    """Open one instance once, hash its pixel data and check its UIDs.
+def _read(store: ImageStore, stored: InstanceRecord) -> bytes:
+    with store.open(stored.sop_instance_uid) as fp:
+        return fp.read()
 
-    Args:
-        store: The image store.
-        stored: The instance's index record.
-        load: Also keep the bytes and the full dataset (for release); otherwise the pixels are
-            streamed through the hash and only the metadata is parsed.
-        position: Names the instance in messages (never its UID).
+
+def instance_digest(store: ImageStore, stored: InstanceRecord, where: str) -> ContentDigest:
+    """Read one instance, check it is sound DICOM whose UIDs match the index, and hash it.
 
     Raises:
         StoreError: If the store cannot provide the bytes.
-        DicomReadError: If the bytes are not sound DICOM (truncated, malformed).
+        DicomReadError: If the bytes are not sound DICOM (checked by the full reader too).
         IntegrityError: If the UIDs inside the file differ from the index.
     """
-    with store.open(stored.sop_instance_uid) as fp:
-        if not load:
-            digest = pixel_hash(fp)
-            fp.seek(0)
-            meta = read_dicom(fp, stop_before_pixels=True)
-            _check_uids(meta, stored, position)
-            return LoadedInstance(stored, digest)
-        raw = fp.read()
-    buffer = io.BytesIO(raw)
-    ds = read_dicom(buffer)
-    _check_uids(ds, stored, position)
-    # pixelHash is defined so that sha256 of the parsed PixelData equals it: hashing the value
-    # that will be released is both the check and the hash, with one parse of the file.
-    parsed_hash = dataset_pixel_hash(ds)
-    if parsed_hash is None:  # no PixelData: the whole file is hashed
-        buffer.seek(0)
-        parsed_hash = pixel_hash(buffer)
-    return LoadedInstance(stored, parsed_hash, raw, ds)
+    raw = _read(store, stored)
+    read_dicom(io.BytesIO(raw))  # every soundness check of the one opener
+    digest = _walk(stored, raw, where).digest
+    assert digest is not None
+    return digest
+
+
+def _deidentified(raw: bytes, walk: Walk, secret: bytes, where: str) -> tuple[str, bytes]:
+    clean = dataset_bytes(deidentify(read_dicom(io.BytesIO(raw)), secret))
+    after = walk_dicom(clean, where)
+    assert walk.digest is not None and after.digest is not None
+    if walk.pixel_offset is not None and after.digest.pixel_hash != walk.digest.pixel_hash:
+        raise IntegrityError(f"{where}: de-identification changed PixelData; nothing released")
+    if after.digest.view_hash != walk.digest.view_hash:
+        raise IntegrityError(
+            f"{where}: de-identification changed a display attribute; nothing released"
+        )
+    return after.sop_instance_uid, clean
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    key: bytes
+    digest: ContentDigest
+    released_uid: str | None = None
+    data: bytes | None = None
+    path: Path | None = None
 
 
 def verified_instances(
@@ -105,11 +105,14 @@ def verified_instances(
     series_uid: str | None,
     content_root: bytes,
     deid_secret: bytes | None,
-) -> tuple[ReleasedInstance, ...]:
-    """Load a study's instances, check them against ``content_root``, de-identify if asked.
+    stage: Stage | None = None,
+) -> tuple[ContentProtocol, tuple[ReleasedInstance, ...]]:
+    """Read a study's instances, check them against ``content_root``, de-identify if asked.
 
     The whole study is read and its content tree rebuilt from the bytes read, even when only
-    one series is wanted: a single altered, missing or extra instance fails the check.
+    one series is wanted: a single altered, missing or extra instance fails the check. The
+    study verifies under protocol v2, or, if it was registered before v2, under v1 (a set of
+    files cannot match a root under the protocol it was not built with).
 
     Args:
         store: The image store.
@@ -118,7 +121,11 @@ def verified_instances(
         series_uid: Return only this series' instances.
         content_root: The study's content root on chain.
         deid_secret: De-identify with this secret (Annex E Basic Profile); None releases the
-            files unchanged.
+            files byte for byte.
+        stage: Where each released file goes as soon as it is ready (else held in memory).
+
+    Returns:
+        The content protocol the study verified under, and the instances to release.
 
     Raises:
         StoreError: If the store does not have the study or series.
@@ -128,54 +135,73 @@ def verified_instances(
     """
     every = store.instances(study_uid)
     wanted = (
-        [s.sop_instance_uid for s in store.instances(study_uid, series_uid)]
+        {s.sop_instance_uid for s in store.instances(study_uid, series_uid)}
         if series_uid is not None
-        else [s.sop_instance_uid for s in every]
+        else {s.sop_instance_uid for s in every}
     )
-    chosen = set(wanted)
-    loaded: dict[str, LoadedInstance] = {}
-    leaves: dict[str, bytes] = {}
-    keys: dict[str, bytes] = {}
-    for position, stored in enumerate(every, start=1):
-        uid = stored.sop_instance_uid
-        where = f"instance {position} of {len(every)}"
-        try:
-            item = load_instance(store, stored, load=uid in chosen, position=where)
-        except DicomReadError as exc:
-            raise IntegrityError(
-                f"{where} of study 0x{study_key(pepper, study_uid).hex()} cannot be read "
-                f"({exc}); nothing released, the refusal is recorded"
-            ) from exc
-        loaded[uid] = item
-        keys[uid] = instance_key(pepper, uid)
-        leaves[uid] = leaf_hash(keys[uid], item.pixel_hash)
-    try:
-        tree = MerkleTree.of(list(leaves.values()))
-    except ValueError as exc:
-        raise IntegrityError(f"the study's instances do not form a content tree ({exc})") from exc
-    if tree.root != content_root:
+    total = len(every)
+
+    def read_one(position: int) -> _Read:
+        stored = every[position]
+        where = f"instance {position + 1} of {total}"
+        raw = _read(store, stored)
+        walk = _walk(stored, raw, where)
+        assert walk.digest is not None
+        key = instance_key(pepper, stored.sop_instance_uid)
+        if stored.sop_instance_uid not in wanted:
+            return _Read(key, walk.digest)
+        uid, data = stored.sop_instance_uid, raw
+        if deid_secret is not None:
+            uid, data = _deidentified(raw, walk, deid_secret, where)
+        if stage is None:
+            return _Read(key, walk.digest, uid, data)
+        return _Read(key, walk.digest, uid, path=stage(uid, data))
+
+    reads = list(_in_order(read_one, total))
+    matched = _matching_protocol(reads, content_root)
+    if matched is None:
         raise IntegrityError(
-            f"the {len(every)} instance(s) of study 0x{study_key(pepper, study_uid).hex()} in "
-            "the store do not match its content root on chain (altered, missing or extra "
-            "instances); nothing released, the refusal is recorded"
+            f"the {total} instance(s) of study 0x{study_key(pepper, study_uid).hex()} in the "
+            "store do not match its content root on chain (altered, missing or extra instances, "
+            "or changed attributes); nothing released, the refusal is recorded"
         )
-    released: list[ReleasedInstance] = []
-    for uid in wanted:
-        item = loaded[uid]
-        assert item.dataset is not None  # loaded with load=True above
-        proof = tuple(tree.proof(leaves[uid]))
-        key = keys[uid]
-        if deid_secret is None:
-            released.append(
-                ReleasedInstance(uid, key, item.pixel_hash, proof, item.dataset, item.raw)
-            )
-            continue
-        clean = deidentify(item.dataset, deid_secret)
-        if item.stored.has_pixel_data and dataset_pixel_hash(clean) != item.pixel_hash:
-            raise IntegrityError("de-identification changed PixelData; nothing released")
-        released.append(
-            ReleasedInstance(
-                str(clean.get("SOPInstanceUID", "")), key, item.pixel_hash, proof, clean
-            )
+    protocol, leaves, tree = matched
+    return protocol, tuple(
+        ReleasedInstance(
+            r.released_uid,
+            r.key,
+            protocol,
+            r.digest,
+            deid_secret is None,
+            tuple(tree.proof(leaf)),
+            r.data,
+            r.path,
         )
-    return tuple(released)
+        for r, leaf in zip(reads, leaves, strict=True)
+        if r.released_uid is not None
+    )
+
+
+def _in_order(read_one: Callable[[int], _Read], total: int) -> Iterator[_Read]:
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="release-read") as pool:
+        futures = [pool.submit(read_one, position) for position in range(total)]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _matching_protocol(
+    reads: list[_Read], content_root: bytes
+) -> tuple[ContentProtocol, list[bytes], MerkleTree] | None:
+    for protocol in (ContentProtocol.V2, ContentProtocol.V1):
+        leaves = [content_leaf(protocol, r.key, r.digest) for r in reads]
+        try:
+            tree = MerkleTree.of(leaves)
+        except ValueError:
+            return None
+        if tree.root == content_root:
+            return protocol, leaves, tree
+    return None

@@ -2,8 +2,11 @@
 
 The protocol is fixed (see docs/ARCHITECTURE.md, "Content roots"):
 
-- ``leaf = keccak256(keccak256(abi.encode(instanceKey, pixelHash)))``, the double-hashed leaf of
-  OpenZeppelin's StandardMerkleTree. Two ``bytes32`` values ABI-encode to their concatenation.
+- Content protocol v1: ``leaf = keccak256(keccak256(abi.encode(instanceKey, pixelHash)))``, the
+  double-hashed leaf of OpenZeppelin's StandardMerkleTree. ``bytes32`` values ABI-encode to their
+  concatenation.
+- Content protocol v2: ``leaf = keccak256(keccak256(abi.encode(instanceKey, pixelHash, viewHash,
+  fileHash)))`` (128 bytes hashed, so no v2 leaf is ever a v1 leaf or an inner node).
 - Inner nodes hash the sorted pair, ``keccak256(min(a, b) ‖ max(a, b))``, which is what
   OpenZeppelin's ``MerkleProof.verify`` recomputes.
 - The tree has OpenZeppelin StandardMerkleTree's layout (leaves sorted, stored right to left at the
@@ -39,6 +42,24 @@ def leaf_hash(instance_key: bytes, pixel_hash: bytes) -> bytes:
     _check_hash(instance_key, "instance_key")
     _check_hash(pixel_hash, "pixel_hash")
     return keccak(keccak(instance_key + pixel_hash))
+
+
+def leaf_hash_v2(
+    instance_key: bytes, pixel_hash: bytes, view_hash: bytes, file_hash: bytes
+) -> bytes:
+    """Return the content protocol v2 leaf of one instance (see the module doc).
+
+    Raises:
+        ValueError: If any value is not 32 bytes.
+    """
+    for value, name in (
+        (instance_key, "instance_key"),
+        (pixel_hash, "pixel_hash"),
+        (view_hash, "view_hash"),
+        (file_hash, "file_hash"),
+    ):
+        _check_hash(value, name)
+    return keccak(keccak(instance_key + pixel_hash + view_hash + file_hash))
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:

@@ -1,9 +1,11 @@
 """Site registration: put a study's key, patient and content root on chain.
 
-:func:`register_study` reads every instance of a study from the store (streaming the pixels
-through the hash), builds the content tree (see docs/ARCHITECTURE.md, "Content-root protocol") and
+:func:`register_study` reads every instance of a study from the store, checks it is sound
+DICOM, hashes it under content protocol v2 (see docs/ARCHITECTURE.md, "Content protocol"), builds
+the content tree and
 calls ``StudyRegistry.registerStudy``. Run again, it does nothing if the content is unchanged, and
-calls ``updateContent`` if the store's content changed (instances added, removed or altered).
+calls ``updateContent`` if the store's content changed (instances added, removed or altered), or
+if the study was registered under content protocol v1 (which moves it to v2).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import SitePepper
 from imaging_consent.errors import StudyNotRegisteredError, StudyPatientMismatchError
 from imaging_consent.provenance.content import build_study_content
-from imaging_consent.provenance.instances import load_instance
+from imaging_consent.provenance.instances import instance_digest
 from imaging_consent.stores.base import ImageStore
 
 logger = logging.getLogger(__name__)
@@ -90,13 +92,11 @@ def register_study(
     """
     patient_address = to_checksum_address(patient)
     stored = store.instances(study_uid)
-    pairs = []
-    for position, inst in enumerate(stored, start=1):
-        loaded = load_instance(
-            store, inst, load=False, position=f"instance {position} of {len(stored)}"
-        )
-        pairs.append((inst.sop_instance_uid, loaded.pixel_hash))
-    content = build_study_content(pepper, study_uid, pairs)
+    digests = [
+        (inst.sop_instance_uid, instance_digest(store, inst, f"instance {n} of {len(stored)}"))
+        for n, inst in enumerate(stored, start=1)
+    ]
+    content = build_study_content(pepper, study_uid, digests)
     key = content.study_key
     studies = suite.studies
     count = content.instance_count

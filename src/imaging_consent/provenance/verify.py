@@ -1,31 +1,41 @@
 """Checking released instances against the chain, and the on-disk form of a release.
 
-A receiver needs no trust in the gateway: it recomputes the pixelHash from the bytes it got,
-forms the leaf with the instance key the gateway handed over, and asks
-``StudyRegistry.verifyInstance(site, studyKey, leaf, proof)``. De-identification does not touch
-PixelData, so a de-identified instance verifies too (an instance without PixelData is hashed
-whole, so it verifies only if released unchanged).
+A receiver needs no trust in the gateway. From the bytes it got it recomputes the instance's
+hashes (:func:`~imaging_consent.dicom.walk.walk_dicom`), forms the leaf with the instance key
+and the protocol the gateway handed over, and asks ``StudyRegistry.verifyInstance(site,
+studyKey, leaf, proof)``. What that proves depends on the study's content protocol and on the
+release (docs/trust-model.md, "What a verification proves"):
 
-:func:`write_release` writes ``<SOP Instance UID>.dcm`` files and a ``proof.json``;
-:func:`verify_release` checks such a release later (the CLI's ``fetch`` and ``verify``): every
-file it names must be there and prove against the chain, and no other ``.dcm`` file may be
-there. :func:`verify_files` checks single files by name.
+- protocol v2, identified: the file is byte for byte the file the site registered;
+- protocol v2, de-identified: the pixels and every display attribute (``viewHash``) are as
+  registered; the rest of the file is the gateway's de-identification of it (its ``fileHash``
+  is the original's, taken from the proof, since the original is not released);
+- protocol v1 (studies registered before v2): the pixels only.
 
-``proof.json`` (version 1)::
+:class:`ReleaseFolder` stages a release's files in a private folder and moves them into place,
+with ``proof.json``, only when the gateway commits the release. :func:`verify_release` checks
+such a release later (the CLI's ``fetch`` and ``verify``): every file it names must be there and
+prove against the chain, and no other ``.dcm`` file may be there. :func:`verify_files` checks
+single files by name.
 
-    {"version": 2, "site": "0x..", "studyKey": "0x..", "requestId": "0x..", "identified": true,
-     "breakGlass": false,
-     "files": {"<name>.dcm": {"instanceKey": "0x..", "pixelHash": "0x..", "proof": ["0x..", ...]}}}
+``proof.json`` (version 3; version 2 files, written before protocol v2, still read)::
 
-``pixelHash`` there is informational: verification always recomputes it from the file.
+    {"version": 3, "contentProtocol": 2, "site": "0x..", "studyKey": "0x..",
+     "requestId": "0x..", "identified": true, "breakGlass": false,
+     "files": {"<name>.dcm": {"instanceKey": "0x..", "pixelHash": "0x..", "viewHash": "0x..",
+                              "fileHash": "0x..", "proof": ["0x..", ...]}}}
+
+``pixelHash`` and ``viewHash`` there are informational: verification recomputes them from the
+file, and ``fileHash`` too for an identified release.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
+import secrets
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -35,12 +45,11 @@ from typing import Any
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from pydicom.dataset import Dataset
 
 from imaging_consent.contracts.deployment import Suite
-from imaging_consent.dicom import dataset_bytes, dataset_pixel_hash, pixel_hash
+from imaging_consent.dicom.walk import ContentDigest, walk_dicom
 from imaging_consent.errors import DicomError, ReleaseProofError
-from imaging_consent.provenance.merkle import leaf_hash
+from imaging_consent.provenance.content import ContentProtocol, content_leaf
 from imaging_consent.provenance.released import ReleasedInstance, ReleasedStudy
 
 __all__ = [
@@ -49,6 +58,7 @@ __all__ = [
     "FileStatus",
     "InstanceProof",
     "ReleaseCheck",
+    "ReleaseFolder",
     "ReleaseProofs",
     "read_proofs",
     "verify_files",
@@ -58,8 +68,10 @@ __all__ = [
 ]
 
 PROOF_FILE = "proof.json"
-PROOF_VERSION = 2
+PROOF_VERSION = 3
+_V1_PROOF_VERSION = 2
 _SAFE_NAME = re.compile(r"^[0-9A-Za-z.\-_]{1,64}$")
+_ZERO = bytes(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +79,7 @@ class InstanceProof:
     """What proves one released file against the study's content root."""
 
     instance_key: bytes
-    pixel_hash: bytes
+    digest: ContentDigest
     proof: tuple[bytes, ...]
 
 
@@ -80,67 +92,146 @@ class ReleaseProofs:
     request_id: bytes
     identified: bool
     break_glass: bool
+    protocol: ContentProtocol
     files: MappingProxyType[str, InstanceProof]
 
 
-def _pixel_hash_of(data: Dataset | bytes) -> bytes:
-    if isinstance(data, bytes):
-        return pixel_hash(io.BytesIO(data))
-    digest = dataset_pixel_hash(data)
-    if digest is None:
-        return pixel_hash(io.BytesIO(dataset_bytes(data)))
-    return digest
+def _leaf_of(
+    data: bytes, protocol: ContentProtocol, key: bytes, registered: ContentDigest, identified: bool
+) -> bytes | None:
+    """The leaf recomputed from received bytes, or None if they are not sound DICOM."""
+    try:
+        digest = walk_dicom(data).digest
+    except DicomError:
+        return None
+    assert digest is not None
+    if not identified:  # the original file is not released: its fileHash comes from the proof
+        digest = ContentDigest(digest.pixel_hash, digest.view_hash, registered.file_hash)
+    return content_leaf(protocol, key, digest)
 
 
 def _verify_leaf(
-    suite: Suite, site: ChecksumAddress, study_key: bytes, leaf: bytes, proof: Sequence[bytes]
-) -> bool:
-    return suite.studies.verify_instance(site, study_key, leaf, proof)
-
-
-def verify_released(
     suite: Suite,
-    site: str,
+    site: ChecksumAddress,
     study_key: bytes,
-    instance: ReleasedInstance | tuple[Dataset | bytes, bytes, Sequence[bytes]],
+    leaf: bytes | None,
+    proof: Sequence[bytes],
 ) -> bool:
+    return leaf is not None and suite.studies.verify_instance(site, study_key, leaf, proof)
+
+
+def verify_released(suite: Suite, site: str, study_key: bytes, instance: ReleasedInstance) -> bool:
     """Check a released instance against the study's current content root on chain.
 
     Args:
         suite: The deployed contracts.
         site: The site that released it (``Release.site``), whose namespace holds the study.
         study_key: The study's key (``Release.study_key``).
-        instance: A :class:`ReleasedInstance` (its released bytes are re-hashed), or a
-            ``(dataset or file bytes, instance_key, proof)`` triple.
+        instance: The released instance; its bytes are hashed again (the whole file must match
+            the registered one if it was released identified).
 
     Returns:
-        True if the pixel data recomputed from what was received proves against the root;
-        False if it does not, or if the bytes are not readable DICOM.
+        True if the hashes recomputed from what was received prove against the root; False if
+        they do not, or if the bytes are not readable DICOM.
 
     Raises:
         StudyNotRegisteredError: If the study key is not registered.
         ChainUnavailableError: If the chain cannot be reached (no answer is not "no").
     """
-    if isinstance(instance, ReleasedInstance):
-        data: Dataset | bytes = instance.to_bytes()
-        key: bytes = instance.instance_key
-        proof: Sequence[bytes] = instance.proof
-    else:
-        data, key, proof = instance
-    try:
-        digest = _pixel_hash_of(data)
-    except DicomError:
-        return False
-    return _verify_leaf(suite, to_checksum_address(site), study_key, leaf_hash(key, digest), proof)
+    leaf = _leaf_of(
+        instance.to_bytes(),
+        instance.protocol,
+        instance.instance_key,
+        instance.digest,
+        instance.identified,
+    )
+    return _verify_leaf(suite, to_checksum_address(site), study_key, leaf, instance.proof)
 
 
-def _file_name(instance: ReleasedInstance, position: int) -> str:
-    uid = instance.sop_instance_uid
+def _file_name(uid: str, position: int) -> str:
     return f"{uid}.dcm" if _SAFE_NAME.match(uid) else f"instance-{position:05d}.dcm"
 
 
+def _proof_document(release: ReleasedStudy, names: Sequence[str]) -> dict[str, Any]:
+    protocols = {instance.protocol for instance in release.instances}
+    files: dict[str, Any] = {}
+    for name, instance in zip(names, release.instances, strict=True):
+        files[name] = {
+            "instanceKey": "0x" + instance.instance_key.hex(),
+            "pixelHash": "0x" + instance.digest.pixel_hash.hex(),
+            "viewHash": "0x" + instance.digest.view_hash.hex(),
+            "fileHash": "0x" + instance.digest.file_hash.hex(),
+            "proof": ["0x" + p.hex() for p in instance.proof],
+        }
+    return {
+        "version": PROOF_VERSION,
+        "contentProtocol": int(protocols.pop()) if protocols else int(ContentProtocol.V2),
+        "site": release.site,
+        "studyKey": "0x" + release.study_key.hex(),
+        "requestId": "0x" + release.request_id.hex(),
+        "identified": release.identified,
+        "breakGlass": release.break_glass,
+        "files": files,
+    }
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+class ReleaseFolder:
+    """A folder a release streams into: staged privately, moved into place on commit.
+
+    Each file is written to ``<folder>/.staging-<random>/`` (mode 0700, files 0600) as soon as
+    it is read and verified, so memory does not grow with the study. :meth:`commit` (after the
+    access is recorded) moves the files into ``folder`` and writes ``proof.json``;
+    :meth:`abort` removes the staging folder. Nothing appears in ``folder`` before the commit.
+
+    Args:
+        folder: The destination (created if needed).
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._staging = self.folder / f".staging-{secrets.token_hex(8)}"
+        self._staging.mkdir(mode=0o700)
+        self._names: dict[str, str] = {}
+
+    def stage(self, uid: str, data: bytes) -> Path:
+        """Write one released file to the staging folder; return where it will be."""
+        name = _file_name(uid, len(self._names) + 1)
+        if name in self._names.values():
+            name = f"instance-{len(self._names) + 1:05d}.dcm"
+        self._names[uid] = name
+        _write_private(self._staging / name, data)
+        return self.folder / name
+
+    def commit(self, release: ReleasedStudy) -> list[Path]:
+        """Move the staged files into place and write ``proof.json``; return their paths.
+
+        Raises:
+            OSError: If a file cannot be moved or written.
+        """
+        names = [self._names[instance.sop_instance_uid] for instance in release.instances]
+        document = _proof_document(release, names)
+        _write_private(self._staging / PROOF_FILE, (json.dumps(document, indent=2) + "\n").encode())
+        written = []
+        for name in [*names, PROOF_FILE]:
+            os.replace(self._staging / name, self.folder / name)
+            written.append(self.folder / name)
+        self._staging.rmdir()
+        return written
+
+    def abort(self) -> None:
+        """Remove everything staged (nothing was ever in the destination)."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+
 def write_release(release: ReleasedStudy, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write a release's instances as ``<SOP Instance UID>.dcm`` and their ``proof.json``.
+    """Write a release held in memory as ``<SOP Instance UID>.dcm`` files and ``proof.json``.
 
     Args:
         release: What ``ImageGateway.release`` returned (a :class:`ReleasedStudy`).
@@ -150,36 +241,15 @@ def write_release(release: ReleasedStudy, out_dir: str | os.PathLike[str]) -> li
         The paths written: the DICOM files in release order, then ``proof.json``.
 
     Raises:
-        OSError: If a file cannot be written.
-        DeidentificationError: If a dataset cannot be encoded.
+        OSError: If a file cannot be written or read back.
     """
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    files: dict[str, Any] = {}
-    for position, instance in enumerate(release.instances, start=1):
-        name = _file_name(instance, position)
-        path = folder / name
-        path.write_bytes(instance.to_bytes())
-        written.append(path)
-        files[name] = {
-            "instanceKey": "0x" + instance.instance_key.hex(),
-            "pixelHash": "0x" + instance.pixel_hash.hex(),
-            "proof": ["0x" + p.hex() for p in instance.proof],
-        }
-    document = {
-        "version": PROOF_VERSION,
-        "site": release.site,
-        "studyKey": "0x" + release.study_key.hex(),
-        "requestId": "0x" + release.request_id.hex(),
-        "identified": release.identified,
-        "breakGlass": release.break_glass,
-        "files": files,
-    }
-    proof_path = folder / PROOF_FILE
-    proof_path.write_text(json.dumps(document, indent=2) + "\n")
-    written.append(proof_path)
-    return written
+    folder = ReleaseFolder(out_dir)
+    try:
+        for instance in release.instances:
+            folder.stage(instance.sop_instance_uid, instance.to_bytes())
+        return folder.commit(release)
+    finally:
+        folder.abort()
 
 
 def _hash32(value: object, what: str) -> bytes:
@@ -221,8 +291,13 @@ def read_proofs(path: str | os.PathLike[str]) -> ReleaseProofs:
         raise ReleaseProofError(f"{file}: cannot read ({exc.strerror})") from exc
     except ValueError as exc:
         raise ReleaseProofError(f"{file}: not JSON") from exc
-    if not isinstance(document, dict) or document.get("version") != PROOF_VERSION:
-        raise ReleaseProofError(f"{file}: not a version {PROOF_VERSION} proof file")
+    version = document.get("version") if isinstance(document, dict) else None
+    if version not in (PROOF_VERSION, _V1_PROOF_VERSION):
+        raise ReleaseProofError(f"{file}: not a version {PROOF_VERSION} (or 2) proof file")
+    try:
+        protocol = ContentProtocol(document.get("contentProtocol", 1))
+    except ValueError:
+        raise ReleaseProofError(f"{file}: unknown contentProtocol") from None
     entries = document.get("files")
     if not isinstance(entries, dict):
         raise ReleaseProofError(f"{file}: 'files' must be an object")
@@ -230,9 +305,14 @@ def read_proofs(path: str | os.PathLike[str]) -> ReleaseProofs:
     for name, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("proof"), list):
             raise ReleaseProofError(f"{file}: entry {name!r} is malformed")
+        later = protocol is not ContentProtocol.V1
         files[name] = InstanceProof(
             instance_key=_hash32(entry.get("instanceKey"), f"{name}: instanceKey"),
-            pixel_hash=_hash32(entry.get("pixelHash"), f"{name}: pixelHash"),
+            digest=ContentDigest(
+                _hash32(entry.get("pixelHash"), f"{name}: pixelHash"),
+                _hash32(entry.get("viewHash"), f"{name}: viewHash") if later else _ZERO,
+                _hash32(entry.get("fileHash"), f"{name}: fileHash") if later else _ZERO,
+            ),
             proof=tuple(_hash32(p, f"{name}: proof") for p in entry["proof"]),
         )
     return ReleaseProofs(
@@ -241,6 +321,7 @@ def read_proofs(path: str | os.PathLike[str]) -> ReleaseProofs:
         request_id=_hash32(document.get("requestId"), "requestId"),
         identified=bool(document.get("identified")),
         break_glass=bool(document.get("breakGlass")),
+        protocol=protocol,
         files=MappingProxyType(files),
     )
 
@@ -253,7 +334,7 @@ def verify_files(
     """Check released files on disk against the chain, by their ``proof.json`` entries.
 
     A file is matched to its entry by name. A file without an entry, unreadable, or whose
-    recomputed pixel hash does not prove against the current content root is False.
+    recomputed hashes do not prove against the current content root is False.
 
     Raises:
         ReleaseProofError: If the proof file is missing or malformed.
@@ -270,11 +351,10 @@ def verify_files(
             continue
         try:
             data = path.read_bytes()
-            digest = pixel_hash(io.BytesIO(data))
-        except (OSError, DicomError):
+        except OSError:
             results[path] = False
             continue
-        leaf = leaf_hash(entry.instance_key, digest)
+        leaf = _leaf_of(data, proofs.protocol, entry.instance_key, entry.digest, proofs.identified)
         results[path] = _verify_leaf(suite, proofs.site, proofs.study_key, leaf, entry.proof)
     return results
 
