@@ -4,15 +4,19 @@
 release looks up at call time with timed wrappers, and restores them afterwards:
 
 - ``check``: :meth:`AccessLog.check_access_confirmed` (encode, one ``eth_call``, decode);
-- ``load``: :func:`provenance.instances.load_instance` (open and read the file, parse, check
-  UIDs, hash), with ``parse`` (``read_dicom``) and ``hash`` (``dataset_pixel_hash`` /
-  ``pixel_hash``, i.e. sha256) timed inside it;
+- ``read``: opening and reading each file from the store;
+- ``walk``: :func:`dicom.walk.walk_dicom` (the structural walk, the UIDs, and the hashes), with
+  ``hash`` (the three sha256 hashes of content protocol v2) timed inside it;
+- ``deid``: de-identification, when the release is de-identified;
 - ``merkle``: instance keys, leaves, the content tree and its proofs (``instance_key``,
-  ``leaf_hash``, ``MerkleTree.of``, ``MerkleTree.proof``);
+  ``content_leaf``, ``MerkleTree.of``, ``MerkleTree.proof``);
+- ``stage``: writing each file into the release folder's staging area, and the commit;
 - ``outbox``: :meth:`Outbox.add` (the durable SQLite insert of a batched record);
 - ``record_tx``: the ``recordAccess`` transaction of a sync release, mined and decoded.
 
-Each wrapper costs about a microsecond, so the split is of the real, unprofiled release.
+Each wrapper costs about a microsecond, so the split is of the real, unprofiled release. Files
+are read by two threads at once, so the per-file parts are summed over both threads and can add
+up to more than the release's wall time.
 """
 
 from __future__ import annotations
@@ -55,20 +59,24 @@ def release_timers() -> Iterator[Timers]:
     from imaging_consent.access_log import recorder
     from imaging_consent.access_log.outbox import Outbox
     from imaging_consent.contracts.access_log import AccessLog
+    from imaging_consent.dicom import walk
     from imaging_consent.provenance import instances
     from imaging_consent.provenance.merkle import MerkleTree
+    from imaging_consent.provenance.verify import ReleaseFolder
 
     timers = Timers()
     patches: list[tuple[Any, str, str, bool]] = [
         (AccessLog, "check_access_confirmed", "check", False),
-        (instances, "load_instance", "load", False),
-        (instances, "read_dicom", "parse", False),
-        (instances, "dataset_pixel_hash", "hash", False),
-        (instances, "pixel_hash", "hash", False),
+        (instances, "_read", "read", False),
+        (instances, "walk_dicom", "walk", False),
+        (walk, "_digest", "hash", False),
+        (instances, "_deidentified", "deid", False),
         (instances, "instance_key", "merkle", False),
-        (instances, "leaf_hash", "merkle", False),
+        (instances, "content_leaf", "merkle", False),
         (MerkleTree, "of", "merkle", True),
         (MerkleTree, "proof", "merkle", False),
+        (ReleaseFolder, "stage", "stage", False),
+        (ReleaseFolder, "commit", "stage", False),
         (Outbox, "add", "outbox", False),
         (recorder._Recorder, "_send_record_access", "record_tx", False),
     ]
@@ -86,21 +94,21 @@ def release_timers() -> Iterator[Timers]:
 def split(seconds: dict[str, float], total: float, releases: int = 1) -> dict[str, float]:
     """Milliseconds per release of each part, from timers accumulated over ``releases``.
 
-    ``load_parse`` is reading and parsing the file (``load`` without its sha256);
-    ``other`` is the release's time outside every timed part.
+    ``walk`` is the structural walk without its hashing; ``other`` is the release's wall time
+    outside every timed part (negative when the two reading threads overlap more than that).
     """
-    part = {label: seconds.get(label, 0.0) for label in ("check", "load", "parse", "hash")}
+    part = {label: seconds.get(label, 0.0) for label in ("check", "read", "walk", "hash")}
     rows = {
         "check_access_call": part["check"],
-        "load_parse": part["load"] - part["hash"],
-        "of_which_parse": part["parse"],
-        "of_which_read_and_checks": part["load"] - part["hash"] - part["parse"],
+        "read_files": part["read"],
+        "walk": part["walk"] - part["hash"],
         "hashing_sha256": part["hash"],
+        "deid": seconds.get("deid", 0.0),
         "merkle": seconds.get("merkle", 0.0),
+        "stage_write": seconds.get("stage", 0.0),
         "outbox": seconds.get("outbox", 0.0),
         "record_tx": seconds.get("record_tx", 0.0),
     }
-    timed = sum(v for k, v in rows.items() if not k.startswith("of_which"))
-    rows["other"] = total - timed
+    rows["other"] = total - sum(rows.values())
     rows["total"] = total
     return {k: round(v * 1000 / releases, 4) for k, v in rows.items()}
