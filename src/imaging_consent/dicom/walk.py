@@ -30,6 +30,7 @@ the test vectors in tests/client/test_content_protocol.py. In short:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import zlib
@@ -127,6 +128,16 @@ class Walk:
     digest: ContentDigest | None
 
 
+_VRS: Final = frozenset(
+    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
+    b"UR US UT UV".split()
+)
+_SPECIAL_TOP: Final = frozenset({PIXEL_DATA_TAG, _SOP_INSTANCE_UID, _STUDY_INSTANCE_UID})
+_EXPLICIT = {True: struct.Struct("<HH2sH"), False: struct.Struct(">HH2sH")}
+_IMPLICIT = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
+_U32 = {True: struct.Struct("<L"), False: struct.Struct(">L")}
+
+
 class _Walker:
     """One pass over one data set buffer, in one transfer syntax's encoding."""
 
@@ -135,33 +146,41 @@ class _Walker:
         self.label = label
         self.little = little
         self.implicit = implicit
-        self.tag_fmt = "<HH" if little else ">HH"
-        self.u16 = "<H" if little else ">H"
-        self.u32 = "<L" if little else ">L"
+        self._explicit = _EXPLICIT[little].unpack_from
+        self._implicit = _IMPLICIT[little].unpack_from
+        self._u32 = _U32[little].unpack_from
         self.pixel: tuple[int, int] | None = None
         self.uids: dict[int, str] = {}
 
     def _tag(self, pos: int, end: int) -> int:
+        """The tag at ``pos`` of an item or delimiter header (always 8 bytes)."""
         if pos + 8 > end:
             raise DicomTruncatedError(f"{self.label}: an element header runs past its end")
-        group, element = struct.unpack_from(self.tag_fmt, self.data, pos)
+        group, element, _ = self._implicit(self.data, pos)
         return int(group) << 16 | int(element)
 
     def _length(self, pos: int) -> int:
-        return int(struct.unpack_from(self.u32, self.data, pos + 4)[0])
+        return int(self._u32(self.data, pos + 4)[0])
 
-    def _header(self, pos: int, end: int, tag: int) -> tuple[str, int, int]:
-        """Return (VR, value length, value offset) of the element whose tag is at ``pos``."""
+    def _header(self, pos: int, end: int) -> tuple[int, bytes, int, int]:
+        """Return (tag, VR, value length, value offset) of the element at ``pos``."""
+        if pos + 8 > end:
+            raise DicomTruncatedError(f"{self.label}: an element header runs past its end")
         if self.implicit:
-            return _dictionary_vr(tag), self._length(pos), pos + 8
-        vr = bytes(self.data[pos + 4 : pos + 6])
-        if not (vr.isalpha() and vr.isupper()):
-            raise DicomReadError(f"{self.label}: element {_name(tag)} has no valid VR")
+            group, element, length = self._implicit(self.data, pos)
+            tag = group << 16 | element
+            return tag, _dictionary_vr(tag), length, pos + 8
+        group, element, vr, length = self._explicit(self.data, pos)
+        tag = group << 16 | element
         if vr in _LONG_VRS:
             if pos + 12 > end:
                 raise DicomTruncatedError(f"{self.label}: an element header runs past its end")
-            return vr.decode(), int(struct.unpack_from(self.u32, self.data, pos + 8)[0]), pos + 12
-        return vr.decode(), int(struct.unpack_from(self.u16, self.data, pos + 6)[0]), pos + 8
+            return tag, vr, self._u32(self.data, pos + 8)[0], pos + 12
+        if vr not in _VRS:
+            if group == 0xFFFE:
+                return tag, b"", self._length(pos), pos + 8
+            raise DicomReadError(f"{self.label}: element {_name(tag)} has no valid VR")
+        return tag, vr, length, pos + 8
 
     def dataset(
         self, pos: int, end: int, depth: int, *, top: bool, item_end: bool, want: bool
@@ -174,11 +193,21 @@ class _Walker:
         """
         previous = -1
         encoded: list[bytes] = []
+        data, explicit, header = self.data, self._explicit, self._header
         while pos < end:
-            tag = self._tag(pos, end)
-            if tag == _ITEM_END and item_end:
-                return pos + 8, b"".join(encoded)
+            if self.implicit or pos + 12 > end:
+                tag, vr, length, at = header(pos, end)
+            else:  # inlined _header, the hot path: explicit VR, short or long length
+                group, element, vr, length = explicit(data, pos)
+                tag = group << 16 | element
+                at = pos + 8
+                if vr in _LONG_VRS:
+                    length, at = self._u32(data, at)[0], pos + 12
+                elif vr not in _VRS:
+                    tag, vr, length, at = header(pos, end)
             if tag >> 16 == 0xFFFE:
+                if tag == _ITEM_END and item_end:
+                    return pos + 8, b"".join(encoded)
                 raise DicomReadError(f"{self.label}: unexpected delimiter {_name(tag)}")
             if tag <= previous:
                 kind = "duplicated" if tag == previous else "out of order"
@@ -187,8 +216,20 @@ class _Walker:
                     "disagree on its value)"
                 )
             previous = tag
-            vr, length, at = self._header(pos, end, tag)
             counts = tag in VIEW_TAGS if top else want and _kept_in_item(tag)
+            if (
+                not counts
+                and length != _UNDEFINED
+                and vr != b"SQ"
+                and not (top and tag in _SPECIAL_TOP)
+            ):
+                pos = at + length  # the common case: a value nobody needs, skipped
+                if pos > end:
+                    raise DicomTruncatedError(
+                        f"{self.label}: element {_name(tag)} declares {length} bytes but its "
+                        "file or item ends first"
+                    )
+                continue
             pos, value = self._element(tag, vr, length, at, end, depth, top=top, want=counts)
             if counts:
                 encoded.append(struct.pack(">LL", tag, len(value)) + value)
@@ -199,7 +240,7 @@ class _Walker:
     def _element(
         self,
         tag: int,
-        vr: str,
+        vr: bytes,
         length: int,
         at: int,
         end: int,
@@ -211,12 +252,12 @@ class _Walker:
         """Walk one element's value; return where it ends and its canonical value if ``want``."""
         pixels = top and tag == PIXEL_DATA_TAG
         if length == _UNDEFINED:
-            if pixels or vr in ("OB", "OW"):
+            if pixels or vr in (b"OB", b"OW"):
                 after = self._fragments(at, end)
                 if pixels:
                     self.pixel = (at, after - 8 - at)
                 return after, bytes(self.data[at : after - 8]) if want else b""
-            if vr == "UN" and not self.implicit:
+            if vr == b"UN" and not self.implicit:
                 # PS3.5 6.2.2: an undefined-length UN is a sequence in Implicit VR Little Endian.
                 inner = _Walker(self.data, self.label, True, True)
                 return inner.sequence(at, end, depth + 1, defined=False, want=want)
@@ -227,7 +268,7 @@ class _Walker:
                 "item ends first"
             )
         after = at + length
-        if vr == "SQ":
+        if vr == b"SQ":
             return after, self.sequence(at, after, depth + 1, defined=True, want=want)[1]
         if pixels:
             self.pixel = (at, length)
@@ -280,7 +321,7 @@ class _Walker:
             raise DicomTruncatedError(f"{self.label}: a sequence ends before its delimiter")
         return pos, b"".join(items)
 
-    def canonical(self, tag: int, vr: str, at: int, length: int) -> bytes:
+    def canonical(self, tag: int, vr: bytes, at: int, length: int) -> bytes:
         """The canonical bytes of one non-sequence value (see the module doc)."""
         raw = bytes(self.data[at : at + length])
         kind = _value_vr(tag, vr)
@@ -298,21 +339,24 @@ def _name(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def _dictionary_vr(tag: int) -> str:
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> bytes:
+    """The data dictionary's VR of ``tag`` (``UN`` if unknown; ambiguous ones as ``US or SS``)."""
     try:
-        return str(dictionary_VR(tag))
+        return str(dictionary_VR(tag)).encode()
     except KeyError:
-        return "UN"
+        return b"UN"
 
 
-def _value_vr(tag: int, vr: str) -> str:
+def _value_vr(tag: int, vr: bytes) -> str:
     """The VR that decides a value's canonical form: the dictionary's if it is unambiguous."""
     known = _dictionary_vr(tag)
-    if known != "UN" and " " not in known:
-        return known
-    return vr if " " not in vr else "OB"
+    if known != b"UN" and b" " not in known:
+        return known.decode()
+    return vr.decode() if b" " not in vr else "OB"
 
 
+@functools.lru_cache(maxsize=4096)
 def _kept_in_item(tag: int) -> bool:
     if tag >> 16 & 1 or tag & 0xFFFF == 0:  # private, or a group length
         return False
@@ -337,7 +381,7 @@ def _meta(data: memoryview, label: str) -> tuple[int, UID]:
                 f"{label}: file meta tag {_name(tag)} is duplicated or out of order"
             )
         previous = tag
-        _, length, at = walker._header(pos, len(data), tag)
+        _, _, length, at = walker._header(pos, len(data))
         if length == _UNDEFINED or at + length > len(data):
             raise DicomTruncatedError(f"{label}: the file meta information is cut short")
         if tag == _TRANSFER_SYNTAX_UID:
