@@ -21,9 +21,21 @@ pragma solidity ^0.8.24;
 ///   happens by one mistaken or stolen transaction.
 ///
 /// Content root: `contentRoot` is the root of a Merkle tree over the study's per-instance leaves
-/// (OpenZeppelin StandardMerkleTree shape: double-hashed leaves, sorted pairs). A leaf binds an
-/// instance key to the hashes of what a clinician sees or measures; the leaf format is the
-/// client's (`imaging_consent.merkle`). A one-instance study's root is its leaf and its proof empty.
+/// (OpenZeppelin StandardMerkleTree shape: double-hashed leaves, sorted pairs,
+/// `node = keccak256(min(a, b) ‖ max(a, b))`). A one-instance study's root is its leaf and its
+/// proof empty. The contract checks proofs only; the leaf is computed off chain from the file
+/// (docs/ARCHITECTURE.md, "Content protocol v2, exactly", with test vectors), with
+/// `instanceKey = keccak256(sitePepper ‖ utf8(SOPInstanceUID))`:
+/// - v2 (every registration since):
+///   `leaf = keccak256(bytes.concat(keccak256(abi.encode(instanceKey, pixelHash, viewHash, fileHash))))`
+///   where `pixelHash = sha256(top-level PixelData value as stored)` (the whole file if none),
+///   `viewHash = sha256` of the canonical encoding of the attributes that change what a reader sees
+///   or measures (Image Pixel, Image Plane, Modality and VOI LUT, laterality, frame timing,
+///   functional groups, ...), and `fileHash = sha256(file bytes with the PixelData value replaced
+///   by pixelHash)`: byte-exact for the whole file, each byte hashed once.
+/// - v1 (studies registered before v2, verified as before until registered again):
+///   `leaf = keccak256(bytes.concat(keccak256(abi.encode(instanceKey, pixelHash))))`.
+/// A v2 leaf hashes 128 bytes and a v1 leaf 64, so no leaf of one protocol is a leaf of the other.
 ///
 /// Versions: registration is version 1 and each `updateContent` adds one. Only the current root is
 /// verified on chain by `verifyInstance`; every earlier root stays in the `StudyRegistered` and
