@@ -68,7 +68,7 @@ typecheck: $(INSTALLED_PY)
 	$(BIN)/mypy
 
 # Slither (pinned in pyproject's dev extras) on ConsentRegistry, StudyRegistry and AccessLog, in
-# `make test`; fails on any high or medium finding (about 8 s). Plain `slither file.sol` passes
+# `make test`; fails on any high or medium finding (about 10 s). Plain `slither file.sol` passes
 # solc flags the offline compiler does not answer, so scripts/slither_check.py builds a solc
 # standard-JSON input from brownie-config.yaml (remappings, EVM version, optimizer) and compiles it
 # through .solcx/solc-v$(SOLC_VERSION) with crytic-compile's SolcStandardJson platform, whose

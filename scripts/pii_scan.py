@@ -46,17 +46,13 @@ import pydicom
 from eth_hash.auto import keccak
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.valuerep import STR_VR
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from imaging_consent.dicom.annex_e import Action, basic_profile_action  # noqa: E402
 
-#: Value representations holding text; binary ones (pixel data, padding, waveforms) are skipped.
-TEXT_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI"}
-    | {"UR", "UT"}
-)
 #: Shortest value searched raw; shorter ones are searched only as digests.
 MIN_RAW = 4
 #: debug_storageRangeAt page size.
@@ -106,7 +102,7 @@ def _components(text: str, vr: str) -> set[str]:
 
 def _element_forms(raw: Any, element: DataElement) -> Iterator[tuple[str, bytes]]:
     """(form, bytes) of one identifying text element: stored bytes, UTF-8, components."""
-    if element.VR not in TEXT_VRS or element.value in (None, "", b""):
+    if element.VR not in STR_VR or element.value in (None, "", b""):  # text only, no pixels
         return
     text = "\\".join(map(str, element.value)) if element.VM > 1 else str(element.value)
     if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):

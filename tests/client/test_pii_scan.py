@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -87,30 +88,51 @@ def test_no_identifying_value_on_chain_after_the_demo(kind, needles, tmp_path):
     assert len([a for a in storage if a in manifest]) == 3
 
 
-def test_the_scan_finds_planted_values(clean_chain: LocalChain, needles):
+@pytest.fixture(params=["ganache", "anvil"])
+def fresh_chain(request: pytest.FixtureRequest) -> Iterator[LocalChain]:
+    """A chain of its own: the scan reads all of it, not the session chain's other tests."""
+    with LocalChain(request.param) as chain:
+        yield chain
+
+
+def test_the_scan_finds_planted_values(fresh_chain: LocalChain, needles):
     ct = pydicom.dcmread(sample("CT_small.dcm"), stop_before_pixels=True)
     raw_name = str(ct.PatientName).encode()
     unkeyed_study_key = hashlib.sha256(str(ct.StudyInstanceUID).encode()).digest()
     unkeyed_root = keccak(str(ct.PatientID).encode())
-    admin = sender_for(clean_chain.session, clean_chain.accounts[0])
+    admin = sender_for(fresh_chain.session, fresh_chain.accounts[0])
 
     # A site that forgets its pepper: the study key is a plain sha256 of the Study UID and the
     # content root a keccak256 of the patient ID.
-    suite = deploy(clean_chain.session, admin, out_dir=None)
+    suite = deploy(fresh_chain.session, admin, out_dir=None)
     admin.transact(suite.studies.grant_role("SITE_ROLE", Web3.to_checksum_address(admin.address)))
-    patient = Web3.to_checksum_address(clean_chain.accounts[2].address)
+    patient = Web3.to_checksum_address(fresh_chain.accounts[2].address)
     admin.transact(suite.studies.register_study(unkeyed_study_key, patient, unkeyed_root, 1))
     # A contract that keeps and logs whatever it is sent: the raw patient name.
     probe = admin.send({"data": init_code(KEEPS_AND_LOGS_CALLDATA)}).contract_address
     admin.send({"to": probe, "data": "0x" + raw_name.hex()})
 
-    hits = pii_scan.scan(needles, pii_scan.chain_haystacks(pii_scan.Rpc(clean_chain.rpc_url)))
+    hits = pii_scan.scan(needles, pii_scan.chain_haystacks(pii_scan.Rpc(fresh_chain.rpc_url)))
 
     assert _places(hits, _label(needles, raw_name)) == {"tx", "log", "storage"}
     # The study key only reaches storage hashed with the site into the slot's key.
     assert _places(hits, _label(needles, unkeyed_study_key)) == {"tx", "log"}
     assert _places(hits, _label(needles, unkeyed_root)) == {"tx", "log", "storage"}
     assert all(raw_name not in hit.needle.encode() for hit in hits)
+
+
+def test_the_command_line_reports_hits_without_values(fresh_chain: LocalChain, capsys):
+    admin = sender_for(fresh_chain.session, fresh_chain.accounts[0])
+    ct = pydicom.dcmread(sample("CT_small.dcm"), stop_before_pixels=True)
+    admin.send({"to": admin.address, "data": "0x" + str(ct.PatientID).encode().hex()})
+    files = [str(path) for path in DEMO_FILES]
+
+    assert pii_scan.main(["--rpc", fresh_chain.rpc_url, *files]) == 1
+
+    out = capsys.readouterr().out
+    assert "FOUND CT_small.dcm PatientID (stored bytes) in tx 0x" in out
+    assert ", 1 hits" in out
+    assert str(ct.PatientID) not in out.replace("CT_small.dcm", "")
 
 
 def test_short_and_placeholder_values_are_sought_only_hashed():
