@@ -247,7 +247,7 @@ FEATURES_NAMES = r"^(VL|Video) Photographic|^Encapsulated (STL|OBJ)"
 
 def _as(
     sop_class: str | None = CT,
-    modality: str | None = "CT",
+    modality: str | list[str] | None = "CT",
     burned: str | None = ABSENT,
     features: str | None = ABSENT,
 ) -> Dataset:
