@@ -218,7 +218,19 @@ class DeidentificationError(DicomError):
 
 
 class BurnedInAnnotationError(DeidentificationError):
-    """The instance declares burned-in annotation, which de-identification cannot remove."""
+    """The pixels may carry burned-in identifying text, which de-identification cannot remove.
+
+    Either the instance declares BurnedInAnnotation YES (or an invalid value), or it is of a
+    class or modality that commonly carries such text and does not declare an explicit NO.
+    """
+
+
+class RecognizableVisualFeaturesError(DeidentificationError):
+    """The pixels may show a face or another recognizable feature (a photograph, a 3D surface).
+
+    Either the instance declares RecognizableVisualFeatures YES (or an invalid value), or it is a
+    photograph or surface model and does not declare an explicit NO.
+    """
 
 
 # --- key material ------------------------------------------------------------------------------

@@ -34,17 +34,21 @@ def write_copy(
     series: str,
     sop: str,
     number: int = 1,
-    burned_in: bool = False,
+    burned_in: str | None = None,
 ) -> Path:
-    """Save a pydicom sample under new UIDs (its PixelData bytes unchanged)."""
+    """Save a pydicom sample under new UIDs (its PixelData bytes unchanged).
+
+    ``burned_in``, if given, is written as BurnedInAnnotation (``"NO"``: the site checked the
+    pixels, as de-identifying a secondary capture or ultrasound requires).
+    """
     ds = pydicom.dcmread(sample(name))
     ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = series
     ds.SOPInstanceUID = sop
     ds.file_meta.MediaStorageSOPInstanceUID = sop
     ds.InstanceNumber = number
-    if burned_in:
-        ds.BurnedInAnnotation = "YES"
+    if burned_in is not None:
+        ds.BurnedInAnnotation = burned_in
     dest.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(dest, enforce_file_format=True)
     return dest
@@ -75,7 +79,12 @@ def build_studies(root: Path) -> Path:
         sop=ROOT + "2.1.1",
     )
     write_copy(
-        "JPEG2000.dcm", root / "j2k.dcm", study=J2K_STUDY, series=ROOT + "3.1", sop=ROOT + "3.1.1"
+        "JPEG2000.dcm",
+        root / "j2k.dcm",
+        study=J2K_STUDY,
+        series=ROOT + "3.1",
+        sop=ROOT + "3.1.1",
+        burned_in="NO",  # a secondary capture: released de-identified only when declared NO
     )
     shutil.copyfile(sample("rtdose.dcm"), root / "rtdose.dcm")
     write_copy(
@@ -84,7 +93,7 @@ def build_studies(root: Path) -> Path:
         study=BURNED_STUDY,
         series=ROOT + "4.1",
         sop=ROOT + "4.1.1",
-        burned_in=True,
+        burned_in="YES",
     )
     (root / "bad").mkdir()
     shutil.copyfile(sample("MR_truncated.dcm"), root / "bad/truncated.dcm")
