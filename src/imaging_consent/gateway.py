@@ -203,7 +203,8 @@ class ImageGateway:
             BreakGlassLimitError: If the clinician has used up the break-glass window.
             IntegrityError: If the images do not match the content root or cannot be read.
             StoreError: If the store does not have the study or series.
-            DeidentificationError: If they cannot be de-identified safely (burned-in text).
+            DeidentificationError: If they cannot be de-identified safely (burned-in text that
+                cannot be ruled out, recognizable visual features).
             ChainUnavailableError: If the chain cannot be reached or answers unclearly.
             TransactionError: If the access record cannot be mined (sync; nothing released).
             ReleaseError: If the outbox cannot store the record (batched; nothing released).
