@@ -11,6 +11,7 @@ import copy
 import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -289,3 +290,50 @@ def test_grant_to_oneself_is_refused_and_nothing_is_sent(world: World, tmp_path:
     with pytest.raises(errors.InvalidGrantError, match="patient's own address"):
         relayer.relay_grant(forged)
     assert world.nonce(ADMIN) == relayer_nonce
+
+
+# --- (4) secrets on disk and on the wire ----------------------------------------------------------
+
+
+def test_consent_sign_writes_a_file_only_its_owner_can_read(world: World, tmp_path: Path) -> None:
+    session = world.chain.session
+    deploy(session, sender_for(session, world.chain.accounts[ADMIN]), out_dir=tmp_path)
+    env = {"IMAGING_CONSENT_MANIFEST": str(manifest_path(tmp_path, session.chain_id))}
+    out = tmp_path / "consent.json"
+    out.write_text("an older, world-readable file\n")
+    out.chmod(0o644)
+
+    old = os.umask(0o022)
+    try:
+        signed = world.run(
+            "consent", "sign", "--grantee", world.address(RADIOLOGIST), "--all-studies",
+            "--purpose", "TREAT", "--out", str(out), key=PATIENT, cwd=tmp_path, env=env,
+        )  # fmt: skip
+    finally:
+        os.umask(old)
+
+    assert signed.returncode == 0, signed.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert SignedConsent.from_json(out.read_text()).signature is not None
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_plain_http_to_a_remote_node_is_refused_unless_allowed(world: World) -> None:
+    here = world.root / "insecure"
+    patient = ("--patient", world.address(PATIENT))
+    remote = "http://10.255.255.1:8545/v1/secret-api-key"
+
+    refused = world.run("audit", *patient, "--rpc-url", remote, key=ADMIN, cwd=here)
+
+    assert_one_error_line(refused, "http://10.255.255.1:8545/...", "https://",
+                          "--allow-insecure-rpc")  # fmt: skip
+    assert "secret-api-key" not in refused.stderr
+    # Allowed (option or environment), the URL is tried: here nothing listens.
+    closed = "http://0.0.0.0:1"
+    for extra, env in (
+        (("--allow-insecure-rpc",), None),
+        ((), {"IMAGING_CONSENT_ALLOW_INSECURE_RPC": "1"}),
+    ):
+        tried = world.run("audit", *patient, "--rpc-url", closed, *extra, key=ADMIN, cwd=here,
+                          env=env)  # fmt: skip
+        assert_one_error_line(tried, "cannot reach JSON-RPC endpoint http://0.0.0.0:1")
