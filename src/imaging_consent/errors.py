@@ -24,6 +24,14 @@ class ChainUnavailableError(ChainError, ConnectionError):
     """The JSON-RPC endpoint could not be reached or did not answer JSON-RPC."""
 
 
+class InsecureEndpointError(ChainError, ValueError):
+    """A remote JSON-RPC endpoint was given over plain ``http://`` without allowing it.
+
+    Anyone on the path could forge its answers (consent state, roles, content roots).
+    Loopback addresses are always allowed.
+    """
+
+
 class WrongChainError(ChainError, ValueError):
     """The endpoint serves a different chain id than the one expected."""
 

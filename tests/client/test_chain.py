@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+import requests
 from chain_helpers import ANSWER_ABI, RETURNS_BLOCK_NUMBER, init_code
 
 from bench.proxy import CountingProxy
@@ -17,9 +21,11 @@ from imaging_consent.chain import (
     dev_accounts,
     find_chain_binary,
 )
+from imaging_consent.chain.session import is_loopback_host
 from imaging_consent.errors import (
     ChainBinaryNotFoundError,
     ChainUnavailableError,
+    InsecureEndpointError,
     WrongChainError,
 )
 
@@ -73,6 +79,101 @@ def test_connect_unreachable_raises_quickly() -> None:
 def test_connect_non_http_url_raises() -> None:
     with pytest.raises(ChainUnavailableError, match="unsupported RPC URL"):
         connect("ws://127.0.0.1:8546")
+
+
+def _own_address() -> str:
+    """This machine's address on its outbound interface (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        address: str = probe.getsockname()[0]
+    return address
+
+
+class _RemoteNode:
+    """The local chain seen through a non-loopback address: a node on the network."""
+
+    def __init__(self, upstream: str) -> None:
+        self.requests = 0
+        node = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                node.requests += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                answer = requests.post(
+                    upstream, data=body, headers={"Content-Type": "application/json"}, timeout=10
+                ).content
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((_own_address(), 0), Handler)
+        host, port = self.server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def remote_node(chain: LocalChain) -> Iterator[_RemoteNode]:
+    if is_loopback_host(_own_address()):
+        pytest.skip("this machine has no non-loopback address")
+    node = _RemoteNode(chain.rpc_url)
+    yield node
+    node.server.shutdown()
+    node.server.server_close()
+
+
+def test_connect_refuses_plain_http_to_a_remote_node(
+    chain: LocalChain, remote_node: _RemoteNode
+) -> None:
+    with pytest.raises(InsecureEndpointError, match="https://") as caught:
+        connect(remote_node.url, chain.chain_id)
+
+    assert remote_node.url in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    assert remote_node.requests == 0  # refused before any request
+
+    allowed = connect(remote_node.url, chain.chain_id, allow_insecure_http=True)
+
+    assert allowed.chain_id == chain.chain_id and remote_node.requests >= 1
+
+
+def test_connect_allows_plain_http_on_loopback(chain: LocalChain) -> None:
+    port = chain.rpc_url.rsplit(":", 1)[1]
+
+    for host in ("localhost", "[::1]" if socket.has_ipv6 else "127.0.0.1", "127.0.0.1"):
+        try:
+            session = connect(f"http://{host}:{port}", chain.chain_id, timeout=2.0)
+        except ChainUnavailableError:
+            assert host == "[::1]"  # the chain listens on IPv4 only; the URL was accepted
+            continue
+        assert session.chain_id == chain.chain_id
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("LocalHost.", True),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("example.org", False),
+        ("localhost.example.org", False),
+        ("127.0.0.1.nip.io", False),
+        ("", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
 
 
 def test_connect_wrong_chain_names_both_ids(chain: LocalChain) -> None:

@@ -55,6 +55,7 @@ def test_user_config_is_found_under_xdg(tmp_path: Path) -> None:
         ("rpc_url = ", "not valid TOML"),
         ('private_key = "0xabc"', "unknown key(s) private_key"),
         ("rpc_url = 8545", "must be a non-empty string"),
+        ('allow_insecure_rpc = "yes"', "allow_insecure_rpc must be true or false"),
     ],
 )
 def test_bad_config_files_raise(tmp_path: Path, text: str, fragment: str) -> None:
@@ -62,6 +63,21 @@ def test_bad_config_files_raise(tmp_path: Path, text: str, fragment: str) -> Non
 
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         Config.resolve(environ={}, cwd=tmp_path)
+
+
+def test_allow_insecure_rpc_from_option_env_or_config(tmp_path: Path) -> None:
+    home = {"XDG_CONFIG_HOME": str(tmp_path / "none")}
+    var = "IMAGING_CONSENT_ALLOW_INSECURE_RPC"
+
+    assert Config.resolve(environ=home, cwd=tmp_path).allow_insecure_rpc is False
+    assert Config.resolve(allow_insecure_rpc=True, environ=home, cwd=tmp_path).allow_insecure_rpc
+    assert Config.resolve(environ={**home, var: "yes"}, cwd=tmp_path).allow_insecure_rpc
+    assert not Config.resolve(environ={**home, var: "0"}, cwd=tmp_path).allow_insecure_rpc
+    with pytest.raises(ConfigError, match=var):
+        Config.resolve(environ={**home, var: "maybe"}, cwd=tmp_path)
+    (tmp_path / "imaging-consent.toml").write_text("allow_insecure_rpc = true\n")
+    assert Config.resolve(environ=home, cwd=tmp_path).allow_insecure_rpc
+    assert not Config.resolve(environ={**home, var: "off"}, cwd=tmp_path).allow_insecure_rpc
 
 
 def test_named_config_must_exist(tmp_path: Path) -> None:

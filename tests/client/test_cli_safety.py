@@ -11,23 +11,29 @@ import copy
 import os
 import re
 import shutil
+import stat
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dicom_samples import sample
+from hostile_dicom import nested_sequences
 from release_samples import CT_STUDY, build_ct_study
 from test_cli_e2e import assert_one_error_line, cli
 
 from imaging_consent import errors
 from imaging_consent.chain import LocalChain
+from imaging_consent.cli.site import SKIPPED_LISTED
 from imaging_consent.consent import ConsentClient, Purpose
 from imaging_consent.consent.signing import SignedConsent, sign_typed_data
 from imaging_consent.contracts.deployment import deploy, load, sender_for
 from imaging_consent.contracts.manifest import Manifest, manifest_path, set_aside
 from imaging_consent.dicom import SitePepper, locate_pixel_data
 from imaging_consent.provenance import FileStatus, verify_release
+from imaging_consent.stores import FolderStore, ProblemKind
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ADMIN, GATEWAY, PATIENT, RADIOLOGIST = range(4)
@@ -289,3 +295,124 @@ def test_grant_to_oneself_is_refused_and_nothing_is_sent(world: World, tmp_path:
     with pytest.raises(errors.InvalidGrantError, match="patient's own address"):
         relayer.relay_grant(forged)
     assert world.nonce(ADMIN) == relayer_nonce
+
+
+# --- (4) secrets on disk and on the wire ----------------------------------------------------------
+
+
+def test_consent_sign_writes_a_file_only_its_owner_can_read(world: World, tmp_path: Path) -> None:
+    session = world.chain.session
+    deploy(session, sender_for(session, world.chain.accounts[ADMIN]), out_dir=tmp_path)
+    env = {"IMAGING_CONSENT_MANIFEST": str(manifest_path(tmp_path, session.chain_id))}
+    out = tmp_path / "consent.json"
+    out.write_text("an older, world-readable file\n")
+    out.chmod(0o644)
+
+    old = os.umask(0o022)
+    try:
+        signed = world.run(
+            "consent", "sign", "--grantee", world.address(RADIOLOGIST), "--all-studies",
+            "--purpose", "TREAT", "--out", str(out), key=PATIENT, cwd=tmp_path, env=env,
+        )  # fmt: skip
+    finally:
+        os.umask(old)
+
+    assert signed.returncode == 0, signed.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert SignedConsent.from_json(out.read_text()).signature is not None
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_plain_http_to_a_remote_node_is_refused_unless_allowed(world: World) -> None:
+    here = world.root / "insecure"
+    patient = ("--patient", world.address(PATIENT))
+    remote = "http://10.255.255.1:8545/v1/secret-api-key"
+
+    refused = world.run("audit", *patient, "--rpc-url", remote, key=ADMIN, cwd=here)
+
+    assert_one_error_line(refused, "http://10.255.255.1:8545/...", "https://",
+                          "--allow-insecure-rpc")  # fmt: skip
+    assert "secret-api-key" not in refused.stderr
+    # Allowed (option or environment), the URL is tried: here nothing listens.
+    closed = "http://0.0.0.0:1"
+    for extra, env in (
+        (("--allow-insecure-rpc",), None),
+        ((), {"IMAGING_CONSENT_ALLOW_INSECURE_RPC": "1"}),
+    ):
+        tried = world.run("audit", *patient, "--rpc-url", closed, *extra, key=ADMIN, cwd=here,
+                          env=env)  # fmt: skip
+        assert_one_error_line(tried, "cannot reach JSON-RPC endpoint http://0.0.0.0:1")
+
+
+# --- (5) site register tells the truth about the folder -----------------------------------------
+
+
+def _deployed(world: World, here: Path) -> None:
+    deployed = world.run("deploy", "--site", world.address(ADMIN), key=ADMIN, cwd=here)
+    assert deployed.returncode == 0, deployed.stderr
+
+
+def test_site_register_names_every_skipped_file_and_its_reason(world: World) -> None:
+    here = world.root / "pydicom-files"
+    _deployed(world, here)
+    folder = here / "studies"
+    folder.mkdir()
+    for dcm in sorted(sample("CT_small.dcm").parent.glob("*.dcm")):
+        shutil.copyfile(dcm, folder / dcm.name)
+    expected = FolderStore(folder, here / "expected.sqlite3")
+    problems = expected.problems()
+    counts = Counter(p.kind for p in problems)
+    assert len(problems) > SKIPPED_LISTED and len(counts) >= 3
+    log = here / "imaging-consent.log"
+    register = ("site", "register", str(folder), "--patient", world.address(PATIENT))
+
+    quiet = world.run(*register, key=ADMIN, cwd=here, env={"IMAGING_CONSENT_LOG_FILE": str(log)})
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Traceback" not in quiet.stderr and "Warning" not in quiet.stderr
+    assert "unreadable DICOM[/]" not in quiet.stderr
+    summary = [line for line in quiet.stderr.splitlines() if "file(s) skipped" in line]
+    assert len(summary) == 1 and "--show-skipped lists them" in summary[0]
+    assert summary[0].startswith(f"{len(problems)} file(s) skipped: ")
+    for kind, n in counts.items():
+        assert f"{n} {kind.value}" in summary[0]
+    assert all(p.path.name not in quiet.stderr for p in problems)  # counted, not listed
+    # Study keys only: no Study UID on screen.
+    assert len(re.findall(r"0x[0-9a-f]{64}", quiet.stdout)) == len(expected.studies())
+    assert not [uid for uid in expected.studies() if uid in quiet.stdout + quiet.stderr]
+    # The log file is private; pydicom's lines (which may quote values) are not in it.
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "image index refreshed" in log.read_text() and "pydicom" not in log.read_text()
+
+    debug = {"IMAGING_CONSENT_LOG_FILE": str(log), "IMAGING_CONSENT_DEBUG": "1"}
+    listed = world.run(*register, "--show-skipped", "--show-uids", key=ADMIN, cwd=here, env=debug)
+
+    assert listed.returncode == 0, listed.stderr
+    assert "Warning" not in listed.stderr and "pydicom" in log.read_text()
+    assert all(uid in listed.stdout for uid in expected.studies())
+    rows = {line.split()[1]: line for line in listed.stderr.splitlines() if line.startswith("│ ")}
+    for problem in problems:
+        row = rows[problem.path.name]
+        assert problem.kind.value in row and problem.detail[:40] in row, row
+    duplicate = next(p for p in problems if p.kind is ProblemKind.DUPLICATE)
+    assert f"also in {duplicate.detail.removeprefix('also in ')}" in rows[duplicate.path.name]
+
+
+def test_site_register_survives_a_hostile_file_and_a_link_out(world: World) -> None:
+    here = world.root / "hostile"
+    _deployed(world, here)
+    folder = here / "studies"
+    shutil.copytree(world.env["IMAGING_CONSENT_STORE"], folder)
+    nested_sequences(folder / "nested.dcm", depth=3000)
+    outside = shutil.copyfile(sample("MR_small.dcm"), here / "outside.dcm")
+    (folder / "link.dcm").symlink_to(outside)
+
+    registered = world.run("site", "register", str(folder), "--patient", world.address(PATIENT),
+                           key=ADMIN, cwd=here)  # fmt: skip
+
+    assert registered.returncode == 0, registered.stderr
+    assert re.search(r"0x[0-9a-f]{64}.*\s3\s.*registered", registered.stdout)
+    assert re.search(r"│ link\.dcm\s+│ symbolic link out of the store", registered.stderr)
+    assert re.search(r"│ nested\.dcm\s+│ unreadable DICOM", registered.stderr)
+    assert "2 file(s) skipped: " in registered.stderr
+    assert "--show-skipped" not in registered.stderr

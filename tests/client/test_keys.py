@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from eth_account import Account
 
 from imaging_consent.chain import key_from_env, load_keystore, write_keystore
+from imaging_consent.chain.keys import write_private_file
 from imaging_consent.errors import KeystoreError, PrivateKeyError, SignerError
 
 # scrypt n = 2**4 keeps the tests fast; real keystores use eth-account's default.
@@ -35,7 +37,64 @@ def test_write_keystore_is_owner_only(keystore: tuple[Path, str]) -> None:
     path, _ = keystore
 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert not list(path.parent.glob(".keystore-*"))
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def _durability_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record every fsync (by the path of its descriptor) and every rename, in order."""
+    events: list[tuple[str, str]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def spy_replace(src: str, dst: str) -> None:
+        events.append(("replace", os.fspath(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    return events
+
+
+def test_write_keystore_syncs_the_file_then_renames_then_syncs_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to name descriptors")
+    events = _durability_events(monkeypatch)
+
+    path = write_keystore(Account.create(), tmp_path / "key.json", "pw", iterations=FAST)
+
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert Path(events[0][1]).parent == tmp_path and events[0][1] != str(path)
+    assert events[1][1] == str(path)
+    assert events[2][1] == str(tmp_path)
+
+
+def test_write_private_file_is_owner_only_from_the_start(tmp_path: Path) -> None:
+    target = tmp_path / "consent.json"
+    target.write_text("old")
+    target.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        write_private_file(target, '{"signature": "0x..."}\n')
+    finally:
+        os.umask(old)
+
+    assert target.read_text() == '{"signature": "0x..."}\n'
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["consent.json"]
+
+
+def test_write_private_file_names_the_target_when_it_fails(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "consent.json"
+
+    with pytest.raises(FileNotFoundError) as caught:
+        write_private_file(target, "{}")
+
+    assert caught.value.filename == str(target)
 
 
 def test_load_keystore_password_from_env(

@@ -27,6 +27,7 @@ __all__ = [
     "key_from_env",
     "load_keystore",
     "write_keystore",
+    "write_private_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -143,18 +144,54 @@ def write_keystore(
     target = Path(path)
     keyfile = Account.encrypt(account.key, password, kdf="scrypt", iterations=iterations)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=".keystore-", dir=target.parent)
+        return write_private_file(target, json.dumps(keyfile))
+    except OSError as exc:
+        raise KeystoreError(f"cannot write keystore {target}: {exc.strerror}") from None
+
+
+def write_private_file(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to a file only its owner can read or write (mode 0600), atomically.
+
+    The file is created 0600 (never wider, whatever the umask) under a temporary name in the
+    same folder, flushed to disk, renamed over ``path``, and the folder is flushed too: after
+    a crash, ``path`` holds the old contents or the new, never a part. A link at ``path`` is
+    replaced, not followed. For secrets: keystores, signed consents (bearer credentials).
+
+    Args:
+        path: Where to write; an existing file is replaced.
+        text: The contents (UTF-8).
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: If it cannot be written; its ``filename`` is ``path``.
+    """
+    target = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
-            os.fchmod(handle, 0o600)
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(keyfile, out)
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        _sync_folder(target.parent)
     except OSError as exc:
-        raise KeystoreError(f"cannot write keystore {target}: {exc.strerror}") from None
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(target)) from exc
     return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def key_from_env(var: str = PRIVATE_KEY_ENV) -> LocalAccount:

@@ -4,10 +4,15 @@ The provider caches only answers that can never change for one endpoint (``eth_c
 ``net_version``, ``web3_clientVersion``), so web3.py's per-call chain-id checks cost nothing
 and a contract ``.call()`` is one HTTP request. Nothing that can carry state (``eth_call``,
 blocks, receipts) is ever cached: a cached consent answer could outlive its revocation.
+
+Plain ``http://`` is accepted only on loopback (``127.0.0.0/8``, ``::1``, ``localhost``): a remote
+node's answers decide releases, so anyone on the path could forge them. A remote node over
+``http://`` needs ``allow_insecure_http=True`` (the CLI's ``--allow-insecure-rpc``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,9 +23,16 @@ from web3.exceptions import Web3Exception
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
-from imaging_consent.errors import ChainUnavailableError, WrongChainError
+from imaging_consent.errors import ChainUnavailableError, InsecureEndpointError, WrongChainError
 
-__all__ = ["IMMUTABLE_RPC_METHODS", "ChainSession", "connect", "redact_url"]
+__all__ = [
+    "IMMUTABLE_RPC_METHODS",
+    "ChainSession",
+    "check_rpc_url",
+    "connect",
+    "is_loopback_host",
+    "redact_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +87,54 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{path}"
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a URL's host name, without brackets) names this machine's loopback.
+
+    True for ``localhost`` (any case, with or without the final dot), ``127.0.0.0/8``, ``::1``
+    and IPv4-mapped loopback. Other names are not resolved: a name could resolve elsewhere.
+    """
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def check_rpc_url(rpc_url: str, *, allow_insecure_http: bool = False) -> None:
+    """Refuse a URL that is not HTTP(S), or plain HTTP to a node that is not on loopback.
+
+    Raises:
+        ChainUnavailableError: If the URL is not ``http://`` or ``https://``.
+        InsecureEndpointError: If it is ``http://`` to a non-loopback host and
+            ``allow_insecure_http`` is False.
+    """
+    parts = urlsplit(rpc_url)
+    shown = redact_url(rpc_url)
+    if parts.scheme not in ("http", "https"):
+        raise ChainUnavailableError(f"unsupported RPC URL {shown}: expected http:// or https://")
+    if (
+        parts.scheme == "http"
+        and not allow_insecure_http
+        and not is_loopback_host(parts.hostname or "")
+    ):
+        raise InsecureEndpointError(
+            f"refusing plain-HTTP RPC URL {shown}: a node that is not on this machine must be "
+            "reached over https://, since its answers could be forged in transit; to accept it "
+            "anyway, allow it explicitly (--allow-insecure-rpc, allow_insecure_rpc = true in the "
+            "config, or allow_insecure_http=True)"
+        )
+
+
 def connect(
     rpc_url: str,
     expected_chain_id: int | None = None,
     *,
     timeout: float = 10.0,
     retries: int = 2,
+    allow_insecure_http: bool = False,
 ) -> ChainSession:
     """Connect to a JSON-RPC endpoint over HTTP(S) and check its chain id.
 
@@ -90,6 +144,7 @@ def connect(
         timeout: Seconds to wait for any one HTTP request.
         retries: Attempts per read-only request on transport failures (1 means no retry).
             A read that fails them all raises; callers fail closed.
+        allow_insecure_http: Accept plain ``http://`` to a node that is not on loopback.
 
     Returns:
         The session, with the chain id the endpoint reported.
@@ -97,11 +152,12 @@ def connect(
     Raises:
         ChainUnavailableError: If the URL is not HTTP(S), or the endpoint cannot be reached
             or does not answer JSON-RPC.
+        InsecureEndpointError: If the URL is plain HTTP to a non-loopback host and
+            ``allow_insecure_http`` is False (nothing is sent).
         WrongChainError: If ``expected_chain_id`` is given and differs from the endpoint's.
     """
+    check_rpc_url(rpc_url, allow_insecure_http=allow_insecure_http)
     shown = redact_url(rpc_url)
-    if urlsplit(rpc_url).scheme not in ("http", "https"):
-        raise ChainUnavailableError(f"unsupported RPC URL {shown}: expected http:// or https://")
     provider = Web3.HTTPProvider(
         rpc_url,
         request_kwargs={"timeout": timeout},

@@ -2,6 +2,12 @@
 
 Errors print one red line on stderr and exit 1; usage errors exit 2; Ctrl-C exits 130. No
 traceback is ever shown unless ``IMAGING_CONSENT_DEBUG=1`` is set.
+
+Log lines, and Python warnings, go to the file named by ``IMAGING_CONSENT_LOG_FILE`` (created
+mode 0600) from INFO, or from DEBUG with ``IMAGING_CONSENT_DEBUG=1``. Without a log file, only
+ERROR lines reach stderr (every line with ``IMAGING_CONSENT_DEBUG=1``). pydicom's warnings and
+log lines can quote element values (personal data), so they are kept only with
+``IMAGING_CONSENT_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, site
 from imaging_consent.cli.common import err_console, one_line
 from imaging_consent.errors import ImagingConsentError
 
-__all__ = ["DEBUG_ENV", "app", "main"]
+__all__ = ["DEBUG_ENV", "LOG_FILE_ENV", "app", "main"]
 
 DEBUG_ENV = "IMAGING_CONSENT_DEBUG"
+LOG_FILE_ENV = "IMAGING_CONSENT_LOG_FILE"
+#: Loggers whose lines may quote DICOM element values: logged only at DEBUG.
+_QUOTING_LOGGERS = ("pydicom", "py.warnings")
 
 app = typer.Typer(
     name="imaging-consent",
@@ -44,6 +53,33 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _quotes_values(record: logging.LogRecord) -> bool:
+    return any(record.name == n or record.name.startswith(f"{n}.") for n in _QUOTING_LOGGERS)
+
+
+def _configure_logging(debug: bool) -> None:
+    """Send log lines and Python warnings to the log file, else only ERROR lines to stderr.
+
+    Raises:
+        OSError: If the log file cannot be opened.
+    """
+    logging.captureWarnings(True)
+    log_file = os.environ.get(LOG_FILE_ENV, "").strip()
+    handler: logging.Handler
+    if log_file:
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setLevel(logging.DEBUG if debug else logging.ERROR)
+    if not debug:
+        handler.addFilter(lambda record: not _quotes_values(record))
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console entry point calls ``sys.exit`` on it).
 
@@ -51,10 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; default ``sys.argv[1:]``.
     """
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
-    if not debug:
-        # Library warnings would break the one-line error contract; they are logged with DEBUG.
-        logging.getLogger("imaging_consent").setLevel(logging.ERROR)
+    try:
+        _configure_logging(debug)
+    except OSError as exc:
+        return _fail(f"cannot open log file {os.environ.get(LOG_FILE_ENV)}: {exc.strerror}")
     try:
         result = app(
             args=list(argv) if argv is not None else None,

@@ -43,6 +43,7 @@ from imaging_consent.dicom import SitePepper, load_pepper
 from imaging_consent.errors import ImagingConsentError, SignerError
 
 __all__ = [
+    "AllowInsecureRpcOpt",
     "Command",
     "ConfigOpt",
     "KeystoreOpt",
@@ -87,6 +88,17 @@ RpcUrlOpt = Annotated[
         "--rpc-url",
         help=f"JSON-RPC endpoint (env {ENV['rpc_url']}; config rpc_url; default 127.0.0.1:8545)",
         show_default=False,
+    ),
+]
+AllowInsecureRpcOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-rpc",
+        help=(
+            f"Accept a plain http:// --rpc-url to a node that is not on this machine (env "
+            f"{ENV['allow_insecure_rpc']}=1; config allow_insecure_rpc = true). Its answers "
+            "could be forged in transit: prefer https://."
+        ),
     ),
 ]
 ManifestOpt = Annotated[
@@ -163,7 +175,8 @@ def option_group(
 
 
 def with_workspace(*, signs: bool = True) -> Callable[[Command], Command]:
-    """Give a command ``--rpc-url``, ``--manifest``, ``--keystore`` and ``--config``.
+    """Give a command ``--rpc-url``, ``--allow-insecure-rpc``, ``--manifest``, ``--keystore``
+    and ``--config``.
 
     The command takes a ``ws: Workspace`` parameter, made from those options, instead of them.
 
@@ -172,6 +185,7 @@ def with_workspace(*, signs: bool = True) -> Callable[[Command], Command]:
     """
     options: dict[str, tuple[object, object]] = {
         "rpc_url": (RpcUrlOpt, None),
+        "allow_insecure_rpc": (AllowInsecureRpcOpt, False),
         "manifest": (ManifestOpt, None),
         "keystore": (KeystoreOpt, None),
         "config": (ConfigOpt, None),
@@ -188,12 +202,14 @@ class Workspace:
         self,
         *,
         rpc_url: str | None = None,
+        allow_insecure_rpc: bool = False,
         manifest: Path | None = None,
         keystore: Path | None = None,
         config: Path | None = None,
     ) -> None:
         """Keep the options; the settings are resolved on first use (see :attr:`config`)."""
         self._rpc_url = rpc_url
+        self._allow_insecure_rpc = allow_insecure_rpc
         self._manifest = manifest
         self._keystore = keystore
         self._config_file = config
@@ -211,6 +227,7 @@ class Workspace:
         if self._config is None:
             self._config = Config.resolve(
                 rpc_url=self._rpc_url,
+                allow_insecure_rpc=True if self._allow_insecure_rpc else None,
                 manifest=self._manifest,
                 keystore=self._keystore,
                 config_file=self._config_file,
@@ -223,9 +240,11 @@ class Workspace:
 
         Raises:
             ChainUnavailableError: If the endpoint cannot be reached.
+            InsecureEndpointError: If it is plain HTTP to a remote node, not allowed.
         """
         if self._session is None:
-            self._session = connect(self.config.rpc_url)
+            config = self.config
+            self._session = connect(config.rpc_url, allow_insecure_http=config.allow_insecure_rpc)
         return self._session
 
     @property

@@ -8,6 +8,7 @@ config file, the default. The config file is TOML with flat keys (all optional):
     keystore = "keys/patient.json"            # a keystore file, never a key
     store = "studies"                         # the site's DICOM folder (site register, fetch)
     site_pepper_file = "site-pepper"          # the site pepper file (mode 0600), never the pepper
+    allow_insecure_rpc = false                # accept http:// to a node not on loopback
 
 It is found at ``--config`` / ``IMAGING_CONSENT_CONFIG``, else ``./imaging-consent.toml``, else
 ``$XDG_CONFIG_HOME/imaging-consent/config.toml`` (``~/.config/...``). TOML is read with the
@@ -48,9 +49,13 @@ ENV: Mapping[str, str] = {
     "keystore": "IMAGING_CONSENT_KEYSTORE",
     "store": "IMAGING_CONSENT_STORE",
     "site_pepper_file": "IMAGING_CONSENT_SITE_PEPPER_FILE",
+    "allow_insecure_rpc": "IMAGING_CONSENT_ALLOW_INSECURE_RPC",
 }
 KEYS = frozenset(ENV)
 _PATH_KEYS = frozenset({"manifest", "keystore", "store", "site_pepper_file"})
+_BOOL_KEYS = frozenset({"allow_insecure_rpc"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(ImagingConsentError, ValueError):
@@ -120,6 +125,11 @@ def load_config(path: Path | None) -> dict[str, str]:
         )
     values: dict[str, str] = {}
     for key, value in data.items():
+        if key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: {key} must be true or false")
+            values[key] = str(value).lower()
+            continue
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: {key} must be a non-empty string")
         if key in _PATH_KEYS:
@@ -138,6 +148,7 @@ class Config:
         keystore: The keystore file to sign with, or None (then IMAGING_CONSENT_PRIVATE_KEY).
         store: The site's DICOM folder, or None.
         site_pepper_file: The site pepper file, or None (then IMAGING_CONSENT_SITE_PEPPER).
+        allow_insecure_rpc: Accept a plain ``http://`` RPC URL to a node not on loopback.
         config_file: The config file read, if any.
         sources: Where each value came from (``option``, ``env``, ``config``, ``default``).
     """
@@ -147,6 +158,7 @@ class Config:
     keystore: Path | None = None
     store: Path | None = None
     site_pepper_file: Path | None = None
+    allow_insecure_rpc: bool = False
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -158,6 +170,7 @@ class Config:
         manifest: str | os.PathLike[str] | None = None,
         keystore: str | os.PathLike[str] | None = None,
         store: str | os.PathLike[str] | None = None,
+        allow_insecure_rpc: bool | None = None,
         config_file: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         cwd: Path | None = None,
@@ -165,7 +178,8 @@ class Config:
         """Resolve each setting: option, then environment, then config file, then default.
 
         Raises:
-            ConfigError: If the config file is named but missing, or is malformed.
+            ConfigError: If the config file is named but missing, or is malformed, or
+                IMAGING_CONSENT_ALLOW_INSECURE_RPC is not a yes/no value.
         """
         env = os.environ if environ is None else environ
         path = find_config_file(config_file, environ=env, cwd=cwd)
@@ -176,6 +190,7 @@ class Config:
             "keystore": keystore,
             "store": store,
             "site_pepper_file": None,
+            "allow_insecure_rpc": None if allow_insecure_rpc is None else str(allow_insecure_rpc),
         }
         values: dict[str, str | None] = {}
         sources: dict[str, str] = {}
@@ -201,6 +216,21 @@ class Config:
             keystore=as_path("keystore"),
             store=as_path("store"),
             site_pepper_file=as_path("site_pepper_file"),
+            allow_insecure_rpc=_flag(values["allow_insecure_rpc"], ENV["allow_insecure_rpc"]),
             config_file=path,
             sources=sources,
         )
+
+
+def _flag(value: str | None, what: str) -> bool:
+    """A yes/no setting: unset is no.
+
+    Raises:
+        ConfigError: If it is neither (1/true/yes/on or 0/false/no/off).
+    """
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ConfigError(f"{what} must be 1/true/yes/on or 0/false/no/off, got {value!r}")

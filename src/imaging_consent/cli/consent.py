@@ -20,6 +20,7 @@ from imaging_consent.cli.common import (
 )
 from imaging_consent.cli.tables import grants_table, scope_label, short, when
 from imaging_consent.consent import ALL_STUDIES, ConsentClient, Purpose, SignedConsent
+from imaging_consent.consent.relay import save_signed_consent
 from imaging_consent.errors import InvalidSignatureError
 
 __all__ = ["app"]
@@ -246,7 +247,11 @@ def sign(
         bool, typer.Option("--unsigned", help="Do not sign even if a key is configured.")
     ] = False,
 ) -> None:
-    """Write an EIP-712 consent for a wallet to sign (or signed with your keystore) to relay."""
+    """Write an EIP-712 consent for a wallet to sign (or signed with your keystore) to relay.
+
+    The file is a bearer credential until its deadline: it is written readable by you only
+    (mode 0600).
+    """
     target = address(grantee, "--grantee")
     if unsigned and patient is None:
         raise UsageProblem("--unsigned needs --patient ADDRESS (whose consent it is)")
@@ -270,7 +275,7 @@ def sign(
             deadline=due,
             key=key,
         )
-    out.write_text(signed.to_json() + "\n", encoding="utf-8")
+    save_signed_consent(signed, out)
     state = "signed" if signed.signature else "unsigned (sign it with eth_signTypedData_v4)"
     out_console.print(
         f"wrote {state} {signed.kind} for patient {owner} (issued {signed.issued_at}, "

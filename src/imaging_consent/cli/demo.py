@@ -41,6 +41,7 @@ from imaging_consent.cli.demo_setup import (
 )
 from imaging_consent.cli.tables import audit_tables
 from imaging_consent.consent import ConsentClient, Purpose
+from imaging_consent.consent.relay import save_signed_consent
 from imaging_consent.contracts.deployment import deploy
 from imaging_consent.contracts.manifest import RoleGrant
 from imaging_consent.dicom import SitePepper
@@ -175,7 +176,7 @@ def _research(story: Story, store: FolderStore) -> None:
         expires_at=story.chain_now() + 30 * 86400,
         key=story.account("patient"),
     )
-    (story.work / "research-consent.json").write_text(signed.to_json() + "\n")
+    save_signed_consent(signed, story.work / "research-consent.json")
     domain = signed.typed_data["domain"]
     story.say(
         f"  signed typed data: {signed.typed_data['primaryType']} in domain "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from eth_typing import ChecksumAddress
 from rich.table import Table
+from rich.text import Text
 from web3.contract.contract import ContractFunction
 
 from imaging_consent.cli.common import (
@@ -22,7 +24,10 @@ from imaging_consent.cli.common import (
 from imaging_consent.cli.tables import short
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.provenance import register_study
-from imaging_consent.stores import FolderStore
+from imaging_consent.stores import FolderStore, Problem
+
+#: Up to this many skipped files are listed by default; more are counted by reason.
+SKIPPED_LISTED = 10
 
 __all__ = ["Role", "app"]
 
@@ -73,11 +78,24 @@ def register(
         list[str] | None,
         typer.Option("--study", help="Register only this Study Instance UID. Repeatable."),
     ] = None,
+    show_uids: Annotated[
+        bool,
+        typer.Option("--show-uids", help="Also print each study's Study Instance UID."),
+    ] = False,
+    show_skipped: Annotated[
+        bool,
+        typer.Option(
+            "--show-skipped",
+            help=f"List every skipped file with its reason (default: up to {SKIPPED_LISTED}; "
+            "beyond that, a count per reason).",
+        ),
+    ] = False,
 ) -> None:
     """Register (or update) every study in a folder for one patient (needs SITE_ROLE).
 
     The site pepper comes from IMAGING_CONSENT_SITE_PEPPER_FILE (a mode-0600 file) or
-    IMAGING_CONSENT_SITE_PEPPER; it never leaves this process.
+    IMAGING_CONSENT_SITE_PEPPER; it never leaves this process. Study UIDs stay off screen
+    unless --show-uids is given; files that are not used are reported with their reason.
     """
     owner = address(patient, "--patient")
     pepper = ws.pepper()
@@ -96,23 +114,55 @@ def register(
         for uid in uids:
             results.append(register_study(suite, sender, store, pepper, uid, owner))
             bar.advance(task)
-    problems = store.problems()
     table = Table(title=f"Studies for patient {owner}")
-    for column in ("study UID", "study key", "content root", "instances", "action"):
+    columns = ["study UID"] if show_uids else []
+    for column in (*columns, "study key", "content root", "instances", "action"):
         table.add_column(column, justify="right" if column == "instances" else "left")
     for result in results:
+        uid_cell = [result.study_uid] if show_uids else []
         table.add_row(
-            result.study_uid,
+            *uid_cell,
             "0x" + result.study_key.hex(),
             short(result.content_root, 16),
             str(result.instance_count),
             result.action.value,
         )
     out_console.print(table)
-    if problems:
-        err_console.print(f"[yellow]{len(problems)} file(s) skipped as unreadable DICOM[/]")
+    _report_skipped(store, show_skipped)
     if not results:
         err_console.print(f"[yellow]no DICOM studies found in {path}[/]")
+
+
+def _report_skipped(store: FolderStore, listed: bool) -> None:
+    """On stderr: each skipped file with its reason (if few, or asked), then a count by reason."""
+    problems = store.problems()
+    if not problems:
+        return
+    listed = listed or len(problems) <= SKIPPED_LISTED
+    if listed:
+        err_console.print(_skipped_table(store, problems))
+    counts = Counter(p.kind.value for p in problems)
+    by_reason = ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
+    hint = "" if listed else " (--show-skipped lists them)"
+    err_console.print(Text(f"{len(problems)} file(s) skipped: {by_reason}{hint}", style="yellow"))
+
+
+def _skipped_table(store: FolderStore, problems: list[Problem]) -> Table:
+    table = Table(title=f"Skipped files in {_printable(str(store.root))}")
+    for column in ("file", "reason", "detail"):
+        table.add_column(column)
+    for problem in problems:
+        table.add_row(
+            Text(_printable(problem.path.relative_to(store.root).as_posix())),
+            Text(problem.kind.value),
+            Text(_printable(problem.detail)),
+        )
+    return table
+
+
+def _printable(text: str) -> str:
+    """``text`` with bytes of a file name that are not UTF-8 shown as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _role_change(role: Role, account: str, grant: bool, ws: Workspace) -> None:

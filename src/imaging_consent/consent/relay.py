@@ -9,13 +9,16 @@ than the grant's current state), so a bad signature sends nothing.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from imaging_consent.chain import TransactionReceipt
+from imaging_consent.chain.keys import write_private_file
 from imaging_consent.consent.inputs import (
     Timestamp,
     parse_address,
@@ -46,12 +49,24 @@ from imaging_consent.errors import (
     SupersededSignatureError,
 )
 
-__all__ = ["DEFAULT_SIGNATURE_LIFETIME", "SignedConsents"]
+__all__ = ["DEFAULT_SIGNATURE_LIFETIME", "SignedConsents", "save_signed_consent"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a signed consent stays relayable when no deadline is given.
 DEFAULT_SIGNATURE_LIFETIME = 3600
+
+
+def save_signed_consent(signed: SignedConsent, path: str | os.PathLike[str]) -> Path:
+    """Write a signed consent's JSON to a file only its owner can read (mode 0600).
+
+    A signed consent is a bearer credential until its deadline: whoever holds it can relay it.
+    The file is written atomically and is never readable by others, even for a moment.
+
+    Raises:
+        OSError: If it cannot be written (``filename`` is ``path``).
+    """
+    return write_private_file(path, signed.to_json() + "\n")
 
 
 class SignedConsents:

@@ -4,6 +4,6 @@
 """
 
 from imaging_consent.stores.base import ImageStore, InstanceRecord
-from imaging_consent.stores.folder import FolderStore, RefreshReport
+from imaging_consent.stores.folder import FolderStore, Problem, ProblemKind, RefreshReport
 
-__all__ = ["FolderStore", "ImageStore", "InstanceRecord", "RefreshReport"]
+__all__ = ["FolderStore", "ImageStore", "InstanceRecord", "Problem", "ProblemKind", "RefreshReport"]
