@@ -9,7 +9,7 @@ release looks up at call time with timed wrappers, and restores them afterwards:
   ``pixel_hash``, i.e. sha256) timed inside it;
 - ``merkle``: instance keys, leaves, the content tree and its proofs (``instance_key``,
   ``leaf_hash``, ``MerkleTree.of``, ``MerkleTree.proof``);
-- ``outbox``: :meth:`Outbox.add` (the durable SQLite insert of a batched record);
+- ``outbox``: :meth:`Outbox.add` (the durable SQLite insert of every record, both modes);
 - ``record_tx``: the ``recordAccess`` transaction of a sync release, mined and decoded.
 
 Each wrapper costs about a microsecond, so the split is of the real, unprofiled release.

@@ -242,7 +242,7 @@ class _Recorder:
 
         return keep
 
-    def _send_direct(
+    def _send_record_access(
         self, request: AccessRequest
     ) -> tuple[TransactionReceipt, RecordedAccess | None]:
         receipt = self.sender.transact(
@@ -464,7 +464,7 @@ class SyncRecorder(_Recorder):
         record = self._record(request, permitted=True)
         self._add(record, direct=True)
         try:
-            receipt, found = self._send_direct(request)
+            receipt, found = self._send_record_access(request)
         except ImagingConsentError as exc:
             self._send_failed(record, exc)
             raise
@@ -507,7 +507,7 @@ class SyncRecorder(_Recorder):
         record = self._record(request, permitted=False)
         self._add(record, reason=_DENIED, direct=True)
         try:
-            receipt, found = self._send_direct(request)
+            receipt, found = self._send_record_access(request)
         except ImagingConsentError as exc:
             logger.error(
                 "could not record the refusal of request 0x%s on chain (%s); it waits in the "
