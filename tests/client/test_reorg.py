@@ -198,18 +198,44 @@ def test_unstorable_record_releases_nothing(world: World) -> None:
     assert [a for a in found if a["args"]["gateway"] == world.people.gateway.address] == []
 
 
-def test_no_personal_data_in_logs(world: World, caplog: pytest.LogCaptureFixture) -> None:
+_LOGGERS = (
+    "imaging_consent.access_log.recorder",
+    "imaging_consent.access_log.outbox",
+    "imaging_consent.chain.sender",
+)
+
+
+@pytest.fixture
+def captured(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """INFO and above from the recorder, outbox and sender, whatever logging setup ran before."""
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    saved = [(log.level, log.disabled) for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.INFO)
+        log.disabled = False
+        log.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.INFO)
+    try:
+        yield caplog
+    finally:
+        for log, (level, disabled) in zip(loggers, saved, strict=True):
+            log.removeHandler(caplog.handler)
+            log.setLevel(level)
+            log.disabled = disabled
+
+
+def test_no_personal_data_in_logs(world: World, captured: pytest.LogCaptureFixture) -> None:
     _tamper(world.store)
     gateway = world.gateway()
     people = world.people
-    with caplog.at_level(logging.INFO):
-        with pytest.raises(errors.IntegrityError):
-            gateway.release(CT_STUDY, people.requester.address, "TREAT")
-        with pytest.raises(errors.ConsentDeniedError):
-            gateway.release(CT_STUDY, people.stranger.address, "TREAT")
-        gateway.flush()
+    with pytest.raises(errors.IntegrityError):
+        gateway.release(CT_STUDY, people.requester.address, "TREAT")
+    with pytest.raises(errors.ConsentDeniedError):
+        gateway.release(CT_STUDY, people.stranger.address, "TREAT")
+    gateway.flush()
 
-    text = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO).lower()
+    records = [r for r in captured.records if r.levelno >= logging.INFO]
+    text = " ".join(r.getMessage() for r in records).lower()
     key = AccessRecord.from_json(gateway.outbox.entries()[0].record).study_key.hex()
     assert "refused request" in text  # the refusal is logged, by request id
     for secret in (people.patient.address, people.requester.address, people.stranger.address):
