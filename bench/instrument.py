@@ -11,7 +11,7 @@ release looks up at call time with timed wrappers, and restores them afterwards:
 - ``merkle``: instance keys, leaves, the content tree and its proofs (``instance_key``,
   ``content_leaf``, ``MerkleTree.of``, ``MerkleTree.proof``);
 - ``stage``: writing each file into the release folder's staging area, and the commit;
-- ``outbox``: :meth:`Outbox.add` (the durable SQLite insert of a batched record);
+- ``outbox``: :meth:`Outbox.add` (the durable SQLite insert of every record, both modes);
 - ``record_tx``: the ``recordAccess`` transaction of a sync release, mined and decoded.
 
 Each wrapper costs about a microsecond, so the split is of the real, unprofiled release. Files

@@ -88,7 +88,8 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
     store = FolderStore(config["folder"])
     pepper = SitePepper(bytes.fromhex(config["pepper"]))
     sender = sender_for(session, gateway_account)
-    gateway = ImageGateway(suite, sender, store, pepper, log_mode=LogMode.SYNC)
+    outbox = Path(config["folder"]).with_name("large-study-outbox.sqlite3")
+    gateway = ImageGateway(suite, sender, store, pepper, log_mode=LogMode.SYNC, outbox_path=outbox)
 
     durations: list[float] = []
     splits: list[dict[str, float]] = []

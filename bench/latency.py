@@ -306,7 +306,14 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
 
         # Releases of CT_small, sync and batched, and the plain-store baseline.
         gateway_sender = sender_for(session, people.gateway)
-        sync = ImageGateway(suite, gateway_sender, store, pepper, log_mode=LogMode.SYNC)
+        sync = ImageGateway(
+            suite,
+            gateway_sender,
+            store,
+            pepper,
+            log_mode=LogMode.SYNC,
+            outbox_path=workdir / f"{kind}-sync-outbox.sqlite3",
+        )
         batched = ImageGateway(
             suite,
             gateway_sender,
@@ -407,7 +414,10 @@ def run(kind: str, workdir: Path, *, runs: int, warmup: int, tx_count: int) -> d
             out["is_permitted_http_requests"] = proxy.requests / checks
             out["is_permitted_rpc_methods"] = dict(proxy.methods)
             counted_sender = sender_for(counted, people.gateway)
-            with ImageGateway(counted_suite, counted_sender, store, pepper) as counted_gateway:
+            counted_outbox = workdir / f"{kind}-counted-outbox.sqlite3"
+            with ImageGateway(
+                counted_suite, counted_sender, store, pepper, outbox_path=counted_outbox
+            ) as counted_gateway:
                 counted_gateway.release(CT_SMALL_STUDY, requester, Purpose.TREAT)
                 proxy.reset()
                 counted_gateway.release(CT_SMALL_STUDY, requester, Purpose.TREAT)

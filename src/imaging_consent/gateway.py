@@ -89,18 +89,19 @@ class ImageGateway:
         store: Where the site's images are.
         pepper: The site pepper (the one the studies were registered with).
         log_mode: :attr:`LogMode.SYNC` (default) or :attr:`LogMode.BATCHED`.
-        outbox_path: The outbox database: required in batched mode; in sync mode it holds
-            the refusals AccessLog has no event for (else each is anchored at once).
+        outbox_path: The outbox database (required in both modes): every record is stored
+            there before anything is sent or released, and stays until it is final on chain.
         release_secret: Optional master secret (>= 16 bytes): each release keys its UID
             pseudonyms with ``HMAC-SHA256(release_secret, request_id)``, so the site can re-link
             it; by default each release gets 32 random bytes and nobody can.
         confirmations: Consent must say yes both at ``head - confirmations`` and at ``head``
-            (default 0: at ``head`` only).
+            (default 0: at ``head`` only); and a ``recordAccess`` or anchor counts as final
+            once this many blocks are mined on top of it.
         clock: Unix time for batched records' timestamps (default ``time.time``).
 
     Raises:
-        ValueError: On an inconsistent configuration (batched without an outbox, a short
-            release secret, negative confirmations).
+        ValueError: On an inconsistent configuration (no outbox, a short release secret,
+            negative confirmations).
     """
 
     def __init__(
@@ -132,6 +133,7 @@ class ImageGateway:
             sender,
             outbox_path=outbox_path,
             from_block=suite.manifest.block_number,
+            confirmations=confirmations,
             clock=clock,
         )
         self.log_mode = self.recorder.mode
@@ -154,8 +156,8 @@ class ImageGateway:
         self.close()
 
     @property
-    def outbox(self) -> Outbox | None:
-        """The durable outbox, if the gateway has one."""
+    def outbox(self) -> Outbox:
+        """The durable outbox."""
         return self.recorder.outbox
 
     @property
@@ -272,7 +274,11 @@ class ImageGateway:
         return sign_break_glass(clinician, self.suite, self.site, key, commitment, lifetime)
 
     def flush(self) -> list[Batch]:
-        """Anchor every record waiting in the outbox, exactly once (see the recorder).
+        """Anchor every record waiting in the outbox, exactly once, and settle the sync records
+        (see the recorder). Safe to run from several processes on one outbox (a file lock).
+
+        Returns:
+            The batches this call saw mined or final (``Batch.final``).
 
         Raises:
             ChainUnavailableError: If the chain cannot be reached (records stay in the outbox).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -90,6 +91,7 @@ class World:
         return ConsentClient(self.suite, self.sender(account))
 
     def gateway(self, account: LocalAccount, **kwargs: Any) -> ImageGateway:
+        kwargs.setdefault("outbox_path", _outbox())
         return ImageGateway(self.suite, self.sender(account), self.store, PEPPER, **kwargs)
 
     def register_a(self) -> bytes:
@@ -104,6 +106,11 @@ class World:
 
     def now(self) -> int:
         return int(self.chain.session.w3.eth.get_block("latest")["timestamp"])
+
+
+def _outbox() -> Path:
+    """A fresh outbox path for one gateway."""
+    return Path(tempfile.mkdtemp(prefix="attack-outbox-")) / "outbox.sqlite3"
 
 
 def _world(chain: LocalChain, store: FolderStore) -> World:
@@ -499,7 +506,7 @@ def test_downgrade_racing_the_record_releases_nothing_identified(anvil_world: Wo
         sent.append(_send_pending(chain, w.patient, downgrade, tip_gwei=90))
 
     store: Any = _RacingStore(w.store, downgrade_now)
-    gateway = ImageGateway(w.suite, w.sender(w.gateway_a), store, PEPPER)
+    gateway = ImageGateway(w.suite, w.sender(w.gateway_a), store, PEPPER, outbox_path=_outbox())
     chain.rpc("evm_setAutomine", False)
     release = _Background(lambda: gateway.release(CT_STUDY, w.app.address, "TREAT"))
     _mine_one_block(chain, release, 2)  # the downgrade, then the gateway's recordAccess

@@ -97,6 +97,7 @@ class World:
     site: TransactionSender
     patient: TransactionSender
     gateway: ImageGateway
+    work: Path
 
     def register(self, study_uid: str, store: ImageStore | None = None) -> bytes:
         result = register_study(
@@ -117,6 +118,7 @@ class World:
         return [log for log in found if all(log["args"][k] == v for k, v in match.items())]
 
     def gateway_for(self, store: ImageStore, **kwargs: Any) -> ImageGateway:
+        kwargs.setdefault("outbox_path", self.work / f"outbox-{os.urandom(4).hex()}.sqlite3")
         return ImageGateway(
             self.suite, sender_for(self.chain.session, self.people.gateway), store, PEPPER, **kwargs
         )
@@ -124,11 +126,18 @@ class World:
 
 @pytest.fixture
 def world(
-    local_chain: LocalChain, suite: Suite, store: FolderStore, people: Actors
+    local_chain: LocalChain,
+    suite: Suite,
+    store: FolderStore,
+    people: Actors,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     snapshot = local_chain.snapshot()
     session = local_chain.session
-    gateway = ImageGateway(suite, sender_for(session, people.gateway), store, PEPPER)
+    work = tmp_path_factory.mktemp("gateway")
+    gateway = ImageGateway(
+        suite, sender_for(session, people.gateway), store, PEPPER, outbox_path=work / "ob.db"
+    )
     try:
         yield World(
             local_chain,
@@ -138,6 +147,7 @@ def world(
             sender_for(session, people.site),
             sender_for(session, people.patient),
             gateway,
+            work,
         )
     finally:
         gateway.close()
@@ -599,7 +609,13 @@ def test_chain_unreachable_nothing_released(world: World) -> None:
     session = dead.session
 
     with pytest.raises(errors.ChainUnavailableError):  # it cannot even learn its site
-        ImageGateway(dead, TransactionSender(session, world.people.gateway), world.store, PEPPER)
+        ImageGateway(
+            dead,
+            TransactionSender(session, world.people.gateway),
+            world.store,
+            PEPPER,
+            outbox_path=world.work / "dead.db",
+        )
     with pytest.raises(errors.ChainUnavailableError):
         _gateway_then_dead(world, dead).release(MR_STUDY, world.people.requester.address, "TREAT")
     with pytest.raises(errors.ChainUnavailableError):
@@ -650,7 +666,11 @@ def test_chain_stopped_mid_run(world: World, tmp_path: Path) -> None:
         )
         grant(suite, sender_for(chain.session, people.patient), people.requester.address)
         gateway = ImageGateway(
-            suite, sender_for(chain.session, people.gateway), world.store, PEPPER
+            suite,
+            sender_for(chain.session, people.gateway),
+            world.store,
+            PEPPER,
+            outbox_path=tmp_path / "ob.db",
         )
         assert gateway.release(MR_STUDY, people.requester.address, "TREAT").instances
         session = chain.session
@@ -715,9 +735,10 @@ def test_batched_break_glass_is_sync(world: World, tmp_path: Path) -> None:
     gateway.close()
 
 
-def test_batched_needs_outbox(world: World) -> None:
-    with pytest.raises(ValueError, match="outbox"):
-        world.gateway_for(world.store, log_mode=LogMode.BATCHED)
+def test_gateway_needs_outbox(world: World) -> None:
+    for mode in LogMode:
+        with pytest.raises(ValueError, match="outbox"):
+            world.gateway_for(world.store, log_mode=mode, outbox_path=None)
 
 
 def test_release_secret_derives_per_release(world: World) -> None:

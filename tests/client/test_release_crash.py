@@ -1,6 +1,8 @@
 """The batched outbox survives a crash: a child process is SIGKILLed mid-way, a new gateway flushes.
 
-Every record is anchored exactly once, whichever step the crash interrupted.
+Every record is anchored exactly once, whichever step the crash interrupted: after the release,
+after sealing, after the anchor was mined, or (Anvil, automine off) after the anchor was sent and
+before it was mined. Two processes flushing one outbox anchor each batch once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +55,13 @@ CHILD = textwrap.dedent(
         suite, sender, FolderStore(a["store"], refresh=False), SitePepper.from_hex(a["pepper"]),
         log_mode=LogMode.BATCHED, outbox_path=Path(a["outbox"]),
     )
+    if a["mode"] == "flush":
+        print(json.dumps({"flushed": [b.batch_id.hex() for b in gateway.flush()]}), flush=True)
+        sys.exit(0)
     release = gateway.release(a["study"], a["requester"], "TREAT")
     print(json.dumps({"request_id": release.request_id.hex()}), flush=True)
+    if a["mode"] == "flush_unmined":
+        gateway.flush()  # automine is off: the anchor is sent, then this process is killed
     if a["mode"] in ("seal", "seal_anchor"):
         batch = gateway.outbox.seal()
         if a["mode"] == "seal_anchor":
@@ -64,78 +73,89 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def ganache() -> Iterator[LocalChain]:
-    with LocalChain("ganache") as chain:
-        yield chain
+@dataclass(frozen=True)
+class Site:
+    """A deployed suite with a registered, granted study, on one chain."""
+
+    chain: LocalChain
+    people: Actors
+    suite: Suite
+    manifest: Path
+    store: FolderStore
 
 
-@pytest.fixture(scope="module")
-def people(ganache: LocalChain) -> Actors:
-    return actors(ganache)
-
-
-@pytest.fixture(scope="module")
-def deployed(
-    ganache: LocalChain, people: Actors, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Suite, Path]:
+def _site(chain: LocalChain, tmp_path_factory: pytest.TempPathFactory) -> Site:
+    people = actors(chain)
     out = tmp_path_factory.mktemp("deployments")
+    session = chain.session
     suite = deploy(
-        ganache.session,
-        sender_for(ganache.session, people.admin),
-        sites=[people.site.address],
-        out_dir=out,
+        session, sender_for(session, people.admin), sites=[people.site.address], out_dir=out
     )
-    appoint(
-        suite.access_log,
-        sender_for(ganache.session, people.site),
-        gateways=[people.gateway.address],
-    )
-    return suite, manifest_path(out, ganache.chain_id)
-
-
-@pytest.fixture(scope="module")
-def store(
-    ganache: LocalChain,
-    people: Actors,
-    deployed: tuple[Suite, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> FolderStore:
-    suite, _ = deployed
+    appoint(suite.access_log, sender_for(session, people.site), gateways=[people.gateway.address])
     store = FolderStore(build_ct_study(tmp_path_factory.mktemp("ct"), 2))
-    session = ganache.session
     register_study(
         suite, sender_for(session, people.site), store, PEPPER, CT_STUDY, people.patient.address
     )
     grant(suite, sender_for(session, people.patient), people.requester.address)
-    return store
+    return Site(chain, people, suite, manifest_path(out, chain.chain_id), store)
 
 
-def _crash(
-    ganache: LocalChain, people: Actors, manifest: Path, store: FolderStore, outbox: Path, mode: str
-) -> bytes:
+@pytest.fixture(scope="module")
+def ganache_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with LocalChain("ganache") as chain:
+        yield _site(chain, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def anvil_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with LocalChain("anvil") as chain:
+        yield _site(chain, tmp_path_factory)
+
+
+def _child_args(site: Site, outbox: Path, mode: str) -> list[str]:
     args = {
-        "rpc": ganache.rpc_url,
-        "chain_id": ganache.chain_id,
-        "manifest": str(manifest),
-        "key": people.gateway.key.hex(),
+        "rpc": site.chain.rpc_url,
+        "chain_id": site.chain.chain_id,
+        "manifest": str(site.manifest),
+        "key": site.people.gateway.key.hex(),
         "pepper": PEPPER_HEX,
-        "store": str(store.root),
+        "store": str(site.store.root),
         "outbox": str(outbox),
         "study": CT_STUDY,
-        "requester": people.requester.address,
+        "requester": site.people.requester.address,
         "mode": mode,
     }
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return [sys.executable, "-c", CHILD, json.dumps(args)]
+
+
+_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def _crash(site: Site, outbox: Path, mode: str) -> bytes:
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+        _child_args(site, outbox, mode), capture_output=True, text=True, timeout=120, env=_ENV
     )
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     return bytes.fromhex(json.loads(child.stdout.splitlines()[0])["request_id"])
+
+
+def _gateway(site: Site, outbox: Path) -> ImageGateway:
+    sender = sender_for(site.chain.session, site.people.gateway)
+    return ImageGateway(
+        site.suite, sender, site.store, PEPPER, log_mode=LogMode.BATCHED, outbox_path=outbox
+    )
+
+
+def _pool(chain: LocalChain) -> list[dict[str, Any]]:
+    pending = chain.rpc("txpool_content")["pending"]
+    return [tx for by_nonce in pending.values() for tx in by_nonce.values()]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def _anchors(suite: Suite) -> list[Any]:
@@ -143,35 +163,21 @@ def _anchors(suite: Suite) -> list[Any]:
 
 
 @pytest.mark.parametrize("mode", ["release", "seal", "seal_anchor"])
-def test_outbox_survives_sigkill(
-    ganache: LocalChain,
-    people: Actors,
-    deployed: tuple[Suite, Path],
-    store: FolderStore,
-    tmp_path: Path,
-    mode: str,
-) -> None:
-    suite, manifest = deployed
+def test_outbox_survives_sigkill(ganache_site: Site, tmp_path: Path, mode: str) -> None:
+    site, suite, people = ganache_site, ganache_site.suite, ganache_site.people
     outbox = tmp_path / "outbox.sqlite3"
     before = len(_anchors(suite))
-    request_id = _crash(ganache, people, manifest, store, outbox, mode)
+    request_id = _crash(site, outbox, mode)
     anchored_by_child = len(_anchors(suite)) - before
-    gateway = ImageGateway(
-        suite,
-        sender_for(ganache.session, people.gateway),
-        store,
-        PEPPER,
-        log_mode=LogMode.BATCHED,
-        outbox_path=outbox,
-    )
-    nonce = ganache.session.w3.eth.get_transaction_count(people.gateway.address)
+    gateway = _gateway(site, outbox)
+    nonce = site.chain.session.w3.eth.get_transaction_count(people.gateway.address)
 
     flushed = gateway.flush()
     again = gateway.flush()
 
     assert anchored_by_child == (1 if mode == "seal_anchor" else 0)
     assert again == []
-    sent = ganache.session.w3.eth.get_transaction_count(people.gateway.address) - nonce
+    sent = site.chain.session.w3.eth.get_transaction_count(people.gateway.address) - nonce
     assert sent == (0 if mode == "seal_anchor" else 1)  # never anchored twice
     new = _anchors(suite)[before:]
     assert len(new) == 1 and len(flushed) == 1
@@ -187,3 +193,71 @@ def test_outbox_survives_sigkill(
     ).call()
     assert batch.root == new[0]["args"]["root"] and batch.count == 1
     gateway.close()
+
+
+@pytest.mark.parametrize("dropped", [False, True], ids=["still-pending", "dropped-from-pool"])
+def test_killed_between_send_and_mine_anchors_once(
+    anvil_site: Site, tmp_path: Path, dropped: bool
+) -> None:
+    site, chain = anvil_site, anvil_site.chain
+    outbox = tmp_path / "outbox.sqlite3"
+    snapshot = chain.snapshot()
+    chain.rpc("evm_setAutomine", False)
+    try:
+        child = subprocess.Popen(
+            _child_args(site, outbox, "flush_unmined"), stdout=subprocess.PIPE, env=_ENV
+        )
+        _wait_for(lambda: len(_pool(chain)) == 1)  # the anchor, sent and not mined
+        child.kill()
+        child.wait(timeout=30)
+        (sent,) = _pool(chain)
+        gateway = _gateway(site, outbox)
+        if dropped:
+            chain.rpc("anvil_dropTransaction", sent["hash"])
+            chain.rpc("evm_setAutomine", True)
+        else:
+            assert gateway.flush() == []  # still pending: looked up, not sent again
+            chain.rpc("evm_setAutomine", True)
+            chain.mine(1)
+
+        (batch,) = gateway.flush()  # dropped: the stored signed bytes, broadcast again
+        assert gateway.flush() == [] and batch.final and gateway.outbox.pending_count() == 0
+        (anchor,) = [a for a in _anchors(site.suite) if a["args"]["batchId"] == batch.batch_id]
+        assert len(_anchors(site.suite)) == 1
+        assert "0x" + bytes(anchor["transactionHash"]).hex() == sent["hash"]  # the same bytes
+        gateway.close()
+    finally:
+        chain.rpc("evm_setAutomine", True)
+        chain.revert(snapshot)
+
+
+def test_two_processes_flushing_one_outbox_anchor_once(anvil_site: Site, tmp_path: Path) -> None:
+    site, chain = anvil_site, anvil_site.chain
+    outbox = tmp_path / "outbox.sqlite3"
+    snapshot = chain.snapshot()
+    gateway = _gateway(site, outbox)
+    for _ in range(3):
+        gateway.release(CT_STUDY, site.people.requester.address, "TREAT")
+    chain.rpc("evm_setAutomine", False)  # the first anchor stays pending while both flush
+    try:
+        children = [
+            subprocess.Popen(
+                _child_args(site, outbox, "flush"), stdout=subprocess.PIPE, text=True, env=_ENV
+            )
+            for _ in range(2)
+        ]
+        _wait_for(lambda: len(_pool(chain)) >= 1)
+        time.sleep(1.0)  # room for the other process to send a second anchor, if it could
+        in_pool = len(_pool(chain))
+        chain.rpc("evm_setAutomine", True)
+        chain.mine(1)
+        outputs = [json.loads(c.communicate(timeout=60)[0].splitlines()[-1]) for c in children]
+
+        assert in_pool == 1
+        assert sorted(len(o["flushed"]) for o in outputs) == [0, 1]
+        assert len(_anchors(site.suite)) == 1
+        assert gateway.flush() == [] and gateway.outbox.pending_count() == 0
+        gateway.close()
+    finally:
+        chain.rpc("evm_setAutomine", True)
+        chain.revert(snapshot)

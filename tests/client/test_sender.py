@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from chain_helpers import (
@@ -249,3 +250,79 @@ def test_concurrent_sends_use_every_nonce_once(clean_chain: LocalChain) -> None:
     assert w3.eth.get_transaction_count(sender.address, "latest") == start + total
     assert w3.eth.get_transaction_count(sender.address, "pending") == start + total
     print(f"\n{clean_chain.kind.value}: {total} transactions from 8 threads in {elapsed:.1f} s")
+
+
+# --- stuck transactions (Anvil, automine off) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[LocalChain]:
+    with LocalChain("anvil") as chain:
+        yield chain
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_stuck_transaction_is_replaced_and_queue_moves_on(anvil: LocalChain) -> None:
+    w3 = anvil.session.w3
+    sender = TransactionSender(
+        anvil.session, anvil.accounts[7], replace_after=0.5, max_replacements=2
+    )
+    to = anvil.accounts[8].address
+    signed: list[tuple[str, int]] = []
+    outcome: list[TransactionReceipt] = []
+    start = w3.eth.get_transaction_count(sender.address, "pending")
+    anvil.rpc("evm_setAutomine", False)
+    try:
+        thread = threading.Thread(
+            target=lambda: outcome.append(
+                sender.send(
+                    {"to": to, "value": 1}, on_signed=lambda h, n, _raw: signed.append((h, n))
+                )
+            )
+        )
+        thread.start()
+        _wait_for(lambda: len(signed) == 1 and _in_pool(anvil, signed[0][0]))
+        stuck = w3.eth.get_transaction(signed[0][0])  # type: ignore[arg-type]
+        _wait_for(lambda: len(signed) == 2 and _in_pool(anvil, signed[1][0]))
+        replacement = w3.eth.get_transaction(signed[1][0])  # type: ignore[arg-type]
+        assert not _in_pool(anvil, signed[0][0])  # the node dropped the stuck one
+        anvil.rpc("anvil_mine", 1)
+        thread.join(timeout=20)
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+
+    (receipt,) = outcome
+    assert receipt.tx_hash == signed[1][0] and receipt.nonce == start
+    assert [n for _, n in signed] == [start, start]
+    for fee in ("maxFeePerGas", "maxPriorityFeePerGas"):
+        assert replacement[fee] * 8 >= stuck[fee] * 9  # at least +12.5%
+    later = sender.send({"to": to, "value": 2})
+    assert later.nonce == start + 1
+    assert w3.eth.get_transaction_count(sender.address, "latest") == start + 2
+    assert w3.eth.get_transaction_count(sender.address, "pending") == start + 2
+
+
+def _in_pool(chain: LocalChain, tx_hash: str) -> bool:
+    pool = chain.rpc("txpool_content")["pending"]
+    return any(tx["hash"] == tx_hash for by_nonce in pool.values() for tx in by_nonce.values())
+
+
+def test_on_signed_failure_sends_nothing(clean_chain: LocalChain) -> None:
+    sender = TransactionSender(clean_chain.session, clean_chain.accounts[0])
+    w3 = clean_chain.session.w3
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+
+    def refuse(_h: str, _n: int, _raw: bytes) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        sender.send({"to": clean_chain.accounts[1].address}, on_signed=refuse)
+
+    assert w3.eth.get_transaction_count(sender.address, "pending") == nonce
+    assert sender.send({"to": clean_chain.accounts[1].address}).nonce == nonce  # no gap

@@ -12,6 +12,11 @@ Design:
   to an optional decoder (the contracts layer plugs in its custom-error decoder there).
 - Sending is retried with the *same signed bytes* on transport errors, which is idempotent:
   the same bytes have the same hash, and "already known" counts as success.
+- An ``on_signed`` hook sees each transaction's hash, nonce and signed bytes before it is
+  broadcast, so a caller can make them durable first and look the transaction up after a crash.
+- A transaction not mined within ``replace_after`` seconds is replaced: the same nonce, signed
+  again with both fees raised by at least 12.5%, at most ``max_replacements`` times. Whichever
+  of them is mined first is the answer; the nonce is used exactly once either way.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from typing import Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress, HexStr
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from imaging_consent.chain.receipts import RevertDecoder, TransactionReceipt
+from imaging_consent.chain.receipts import OnSigned, RevertDecoder, TransactionReceipt
 from imaging_consent.chain.session import ChainSession, redact_url
 from imaging_consent.errors import (
     ChainUnavailableError,
@@ -42,7 +48,7 @@ from imaging_consent.errors import (
     TransactionTimeoutError,
 )
 
-__all__ = ["RevertDecoder", "TransactionReceipt", "TransactionSender"]
+__all__ = ["OnSigned", "RevertDecoder", "TransactionReceipt", "TransactionSender"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,12 @@ _ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alr
 # Node answers meaning "that nonce is already used" (Geth/Anvil, Ganache).
 _NONCE_TOO_LOW = ("nonce too low", "correct nonce", "nonce has already been used")
 _DEFAULT_PRIORITY_FEE = Web3.to_wei(1, "gwei")
+_FEE_FIELDS = ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice")
+
+
+def _bumped(fee: int) -> int:
+    """``fee`` raised by at least 12.5% (rounded up, and by at least 1 wei)."""
+    return fee + max((fee + 7) // 8, 1)
 
 
 def _revert_bytes(exc: ContractLogicError) -> bytes:
@@ -100,6 +112,8 @@ class TransactionSender:
         error_decoder: RevertDecoder | Callable[[bytes], Exception | None] | None = None,
         send_retries: int = 5,
         poll_interval: float = 0.05,
+        replace_after: float | None = 30.0,
+        max_replacements: int = 3,
     ) -> None:
         """Make a sender.
 
@@ -116,14 +130,24 @@ class TransactionSender:
             error_decoder: Turns revert data into typed exceptions (see :class:`RevertDecoder`).
             send_retries: Attempts to hand a signed transaction to the node on transport errors.
             poll_interval: Seconds between receipt polls.
+            replace_after: Seconds without a receipt after which a transaction is replaced by
+                one with the same nonce and fees raised by at least 12.5% (None: never).
+            max_replacements: Most replacements per transaction.
 
         Raises:
             ValueError: If a number is out of range.
         """
-        if confirmations < 0 or receipt_timeout <= 0 or gas_multiplier < 1 or send_retries < 1:
+        if (
+            confirmations < 0
+            or receipt_timeout <= 0
+            or gas_multiplier < 1
+            or send_retries < 1
+            or (replace_after is not None and replace_after <= 0)
+            or max_replacements < 0
+        ):
             raise ValueError(
-                "confirmations must be >= 0, receipt_timeout > 0, gas_multiplier >= 1 "
-                "and send_retries >= 1"
+                "confirmations must be >= 0, receipt_timeout > 0, gas_multiplier >= 1, "
+                "send_retries >= 1, replace_after > 0 (or None) and max_replacements >= 0"
             )
         self.session = session
         self.account = account
@@ -135,6 +159,8 @@ class TransactionSender:
         self.error_decoder = error_decoder
         self.send_retries = send_retries
         self.poll_interval = poll_interval
+        self.replace_after = replace_after
+        self.max_replacements = max_replacements
         self._lock = threading.Lock()
         self._next_nonce: int | None = None
 
@@ -154,13 +180,19 @@ class TransactionSender:
             self._next_nonce = None
 
     def transact(
-        self, function: ContractFunction | ContractConstructor, **overrides: Any
+        self,
+        function: ContractFunction | ContractConstructor,
+        *,
+        on_signed: OnSigned | None = None,
+        **overrides: Any,
     ) -> TransactionReceipt:
         """Send a call to a contract function (or a deployment) and wait for it to be mined.
 
         Args:
             function: A bound web3 contract function, e.g. ``contract.functions.grant(...)``,
                 or a constructor, e.g. ``Contract.constructor(...)``.
+            on_signed: Called with each signed transaction before it is broadcast (see
+                :meth:`send`).
             **overrides: Transaction fields (``value``, ``gas``, ``maxFeePerGas``, ...).
 
         Returns:
@@ -179,13 +211,18 @@ class TransactionSender:
             tx["to"] = function.address
             # web3.py's own encoder for a bound function (selector + ABI-encoded arguments).
             tx["data"] = function._encode_transaction_data()
-        return self.send(cast(TxParams, tx))
+        return self.send(cast(TxParams, tx), on_signed=on_signed)
 
-    def send(self, tx_params: TxParams | Mapping[str, Any]) -> TransactionReceipt:
-        """Fill in, sign, send and wait for one transaction.
+    def send(
+        self, tx_params: TxParams | Mapping[str, Any], *, on_signed: OnSigned | None = None
+    ) -> TransactionReceipt:
+        """Fill in, sign, send and wait for one transaction (replacing it if it is stuck).
 
         ``chainId``, ``nonce``, ``gas`` (estimate times ``gas_multiplier``) and EIP-1559 fees
         are filled in; ``gas`` and fees may be given. ``nonce`` must not be: the sender owns it.
+        ``on_signed(tx_hash, nonce, raw)`` runs after signing and before broadcasting, for the
+        transaction and for each replacement; if it raises, that transaction is not sent (and
+        a first transaction's nonce stays free).
 
         Returns:
             The receipt once mined and ``confirmations`` deep.
@@ -201,8 +238,39 @@ class TransactionSender:
                 was handed over (``tx_hash`` set; it may have arrived).
         """
         tx = self._prepare(tx_params)
-        tx_hash, nonce = self._sign_and_send(tx)
-        return self._wait(tx_hash, nonce, tx)
+        tx_hash, nonce = self._sign_and_send(tx, on_signed)
+        return self._wait([tx_hash], nonce, tx, on_signed)
+
+    def rebroadcast(self, raw: bytes) -> TransactionReceipt | None:
+        """Hand signed bytes sent earlier to the node again, and wait for them to be mined.
+
+        For a transaction a reorganisation removed or a pool dropped: the same bytes have the
+        same hash, so it is mined at most once. It is not replaced if it is stuck.
+
+        Returns:
+            The receipt once mined and ``confirmations`` deep, or None if its nonce is already
+            used by another transaction (then these bytes can never be mined).
+
+        Raises:
+            TransactionRevertedError: If it reverts when mined.
+            TransactionRejectedError: If the node refuses it for another reason.
+            TransactionTimeoutError: If it is not mined in time.
+            TransactionError: If the node cannot be reached.
+        """
+        tx_hash = HexStr("0x" + keccak(raw).hex())
+        try:
+            self._send_raw(raw, tx_hash)
+        except _NonceTakenError:
+            return None
+        sent = self._w3.eth.get_transaction(tx_hash)
+        tx: dict[str, Any] = {
+            "from": self.address,
+            "to": sent.get("to"),
+            "data": sent.get("input"),
+            "value": sent.get("value", 0),
+            "gas": sent["gas"],
+        }
+        return self._wait([tx_hash], int(sent["nonce"]), tx, None, replace=False)
 
     # --- filling in ----------------------------------------------------------------------------
 
@@ -262,7 +330,7 @@ class TransactionSender:
 
     # --- the ordered queue ---------------------------------------------------------------------
 
-    def _sign_and_send(self, tx: dict[str, Any]) -> tuple[HexStr, int]:
+    def _sign_and_send(self, tx: dict[str, Any], on_signed: OnSigned | None) -> tuple[HexStr, int]:
         with self._lock:
             if "gas" not in tx:
                 # Estimated in nonce order, so a transaction that depends on this sender's
@@ -280,11 +348,14 @@ class TransactionSender:
                 nonce = self._next_nonce
                 signed = self.account.sign_transaction({**tx, "nonce": nonce})
                 tx_hash = HexStr("0x" + bytes(signed.hash).hex())
+                raw = bytes(signed.raw_transaction)
+                if on_signed is not None:
+                    on_signed(tx_hash, nonce, raw)  # raises: not sent, nonce still free
                 try:
-                    self._send_raw(bytes(signed.raw_transaction), tx_hash)
+                    self._send_raw(raw, tx_hash)
                 except _NonceTakenError:
                     # Someone else used this nonce (another process, a revert): ask the chain.
-                    logger.warning("nonce %d of %s already used, resyncing", nonce, self.address)
+                    logger.warning("nonce %d already used, resyncing", nonce)
                     self._next_nonce = None
                     continue
                 except BaseException:
@@ -292,10 +363,10 @@ class TransactionSender:
                     self._next_nonce = None
                     raise
                 self._next_nonce = nonce + 1
-                logger.debug("sent %s (nonce %d) from %s", tx_hash, nonce, self.address)
+                logger.debug("sent %s (nonce %d)", tx_hash, nonce)
                 return tx_hash, nonce
             raise TransactionRejectedError(
-                f"nonce for {self.address} kept being taken by another sender; not sent"
+                "the nonce kept being taken by another sender of this account; not sent"
             )
 
     def _chain_nonce(self) -> int:
@@ -342,39 +413,79 @@ class TransactionSender:
 
     # --- waiting -------------------------------------------------------------------------------
 
-    def _wait(self, tx_hash: HexStr, nonce: int, tx: dict[str, Any]) -> TransactionReceipt:
-        deadline = time.monotonic() + self.receipt_timeout
+    def _wait(
+        self,
+        hashes: list[HexStr],
+        nonce: int,
+        tx: dict[str, Any],
+        on_signed: OnSigned | None,
+        *,
+        replace: bool = True,
+    ) -> TransactionReceipt:
+        """Wait until one of ``hashes`` (one nonce) is mined, replacing it while it is stuck."""
+        started = time.monotonic()
+        deadline = started + self.receipt_timeout
+        replacements = 0
         while True:
+            found = self._poll_any(hashes)
+            if found is not None:
+                tx_hash, receipt = found
+                break
+            now = time.monotonic()
+            if now > deadline:
+                raise TransactionTimeoutError(
+                    f"transaction {hashes[-1]} (nonce {nonce}) not mined with "
+                    f"{self.confirmations} confirmations within {self.receipt_timeout:.0f} s; "
+                    "it may still be",
+                    tx_hash=hashes[-1],
+                )
+            due = (
+                replace
+                and self.replace_after is not None
+                and replacements < self.max_replacements
+                and now - started >= self.replace_after * (replacements + 1)
+            )
+            if due:
+                replacements += 1
+                replaced = self._replace(tx, nonce, on_signed, hashes[-1])
+                if replaced is not None:
+                    hashes.append(replaced[0])
+                    tx = replaced[1]
+            time.sleep(self.poll_interval)
+        if receipt["status"] != 1:
+            raise self._mined_revert(receipt, tx_hash, tx)
+        return TransactionReceipt.of(receipt, tx_hash, nonce, self.address)
+
+    def _poll_any(self, hashes: list[HexStr]) -> tuple[HexStr, TxReceipt] | None:
+        for tx_hash in reversed(hashes):
             try:
                 receipt = self._poll(tx_hash)
             except _TRANSPORT_ERRORS as exc:
                 logger.warning("polling %s failed (%s)", tx_hash, type(exc).__name__)
-                receipt = None
+                continue
             if receipt is not None:
-                break
-            if time.monotonic() > deadline:
-                raise TransactionTimeoutError(
-                    f"transaction {tx_hash} (nonce {nonce}) not mined with {self.confirmations} "
-                    f"confirmations within {self.receipt_timeout:.0f} s; it may still be",
-                    tx_hash=tx_hash,
-                )
-            time.sleep(self.poll_interval)
-        if receipt["status"] != 1:
-            raise self._mined_revert(receipt, tx_hash, tx)
-        address = receipt.get("contractAddress")
-        return TransactionReceipt(
-            tx_hash=tx_hash,
-            nonce=nonce,
-            sender=self.address,
-            block_number=int(receipt["blockNumber"]),
-            block_hash=HexStr("0x" + bytes(receipt["blockHash"]).hex()),
-            gas_used=int(receipt["gasUsed"]),
-            effective_gas_price=int(receipt.get("effectiveGasPrice", 0) or 0),
-            status=int(receipt["status"]),
-            contract_address=Web3.to_checksum_address(address) if address else None,
-            logs=tuple(receipt["logs"]),
-            raw=receipt,
-        )
+                return tx_hash, receipt
+        return None
+
+    def _replace(
+        self, tx: dict[str, Any], nonce: int, on_signed: OnSigned | None, stuck: HexStr
+    ) -> tuple[HexStr, dict[str, Any]] | None:
+        """Send ``tx`` again with the same nonce and higher fees; None if that failed."""
+        bumped = {k: _bumped(int(v)) if k in _FEE_FIELDS else v for k, v in tx.items()}
+        signed = self.account.sign_transaction({**bumped, "nonce": nonce})
+        tx_hash = HexStr("0x" + bytes(signed.hash).hex())
+        raw = bytes(signed.raw_transaction)
+        try:
+            if on_signed is not None:
+                on_signed(tx_hash, nonce, raw)
+            self._send_raw(raw, tx_hash)
+        except _NonceTakenError:
+            return None  # one of the transactions already sent with this nonce was mined
+        except Exception as exc:  # the ones already sent may still be mined: keep waiting
+            logger.warning("replacing %s failed (%s)", stuck, type(exc).__name__)
+            return None
+        logger.info("%s not mined in time: replaced by %s (nonce %d)", stuck, tx_hash, nonce)
+        return tx_hash, bumped
 
     def _poll(self, tx_hash: HexStr) -> TxReceipt | None:
         """Return the receipt once ``confirmations`` deep, else None.

@@ -152,7 +152,13 @@ class Story:
         return self.suite
 
     def gateway(self, store: FolderStore) -> ImageGateway:
-        return ImageGateway(self.the_suite, self.sender("gateway"), store, self.pepper)
+        return ImageGateway(
+            self.the_suite,
+            self.sender("gateway"),
+            store,
+            self.pepper,
+            outbox_path=self.work / "outbox.sqlite3",
+        )
 
     def balance(self, role: str) -> int:
         return int(self.chain.session.w3.eth.get_balance(self.addr(role)))  # type: ignore[arg-type]

@@ -5,10 +5,14 @@
 requester is named with ``--as ADDRESS`` or proven with ``--requester-keystore``. Across a
 network the DICOMweb server authenticates the requester first (a signed challenge), then calls
 the same gate; the CLI trusts whoever runs it with the gateway key.
+
+The gateway's outbox is ``outbox-<chainId>-<gateway>.sqlite3`` beside the manifest; every fetch
+flushes it after the gate decided, so refusals and earlier leftovers are anchored.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -18,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from imaging_consent.chain import load_keystore
+from imaging_consent.chain import TransactionSender, load_keystore
 from imaging_consent.cli.common import (
     UsageProblem,
     Workspace,
@@ -28,7 +32,7 @@ from imaging_consent.cli.common import (
     with_workspace,
 )
 from imaging_consent.consent import Purpose
-from imaging_consent.errors import ReleaseError
+from imaging_consent.errors import ImagingConsentError, ReleaseError
 from imaging_consent.gateway import ImageGateway
 from imaging_consent.provenance import PROOF_FILE, FileStatus, verify_release, write_release
 from imaging_consent.stores import FolderStore
@@ -38,6 +42,21 @@ __all__ = ["REQUESTER_PASSWORD_ENV", "app"]
 REQUESTER_PASSWORD_ENV = "IMAGING_CONSENT_REQUESTER_KEYSTORE_PASSWORD"
 
 app = typer.Typer()
+
+logger = logging.getLogger(__name__)
+
+
+def outbox_path(ws: Workspace, sender: TransactionSender) -> Path:
+    """The gateway's default outbox: beside the manifest, one per chain and gateway account."""
+    return ws.manifest_path.parent / f"outbox-{ws.session.chain_id}-{sender.address}.sqlite3"
+
+
+def _flush(gate: ImageGateway) -> None:
+    """Anchor what waits in the outbox; a failure leaves it there for the next run."""
+    try:
+        gate.flush()
+    except ImagingConsentError as exc:
+        logger.warning("the outbox could not be flushed (%s); it is kept", type(exc).__name__)
 
 
 def _prepare_out(out: Path) -> None:
@@ -117,14 +136,19 @@ def fetch(
     label = "break-glass access" if break_glass is not None else f"{chosen.name} access"
     with (
         spinner(f"asking the gate for {label} as {who}..."),
-        ImageGateway(suite, sender, image_store, pepper) as gate,
+        ImageGateway(
+            suite, sender, image_store, pepper, outbox_path=outbox_path(ws, sender)
+        ) as gate,
     ):
         signed = (
             gate.break_glass_request(clinician, study_uid, break_glass)
             if break_glass is not None and clinician is not None
             else None
         )
-        release = gate.release(study_uid, who, chosen, series_uid=series, break_glass=signed)
+        try:
+            release = gate.release(study_uid, who, chosen, series_uid=series, break_glass=signed)
+        finally:
+            _flush(gate)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out.parent))
     try:
