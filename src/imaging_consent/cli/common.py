@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import inspect
+import json
 import os
 import re
 import sys
@@ -46,6 +49,7 @@ __all__ = [
     "AllowInsecureRpcOpt",
     "Command",
     "ConfigOpt",
+    "JsonOpt",
     "KeystoreOpt",
     "ManifestOpt",
     "RpcUrlOpt",
@@ -53,11 +57,13 @@ __all__ = [
     "Workspace",
     "address",
     "err_console",
+    "iso_utc",
     "one_line",
     "option_group",
     "out_console",
     "parse_study_key",
     "parse_when",
+    "print_json",
     "progress",
     "spinner",
     "with_workspace",
@@ -363,6 +369,44 @@ def parse_when(value: str, now: int, what: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
+
+
+# --- JSON output ------------------------------------------------------------------------------
+
+#: The ``--json`` option every command that prints a table or a result takes.
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout (stable keys, full values) instead of text.",
+    ),
+]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, enum.Enum):
+        return value.name if not isinstance(value.value, str) else value.value
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def print_json(document: Mapping[str, Any] | list[Any]) -> None:
+    """Print ``document`` as the command's one JSON document (bytes as 0x-hex, enums by name,
+    datetimes as ISO 8601 UTC, dataclasses as objects), sorted keys, then a newline."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=_json_value) + "\n")
+    sys.stdout.flush()
+
+
+def iso_utc(timestamp: int) -> str:
+    """Unix seconds as ISO 8601 in UTC (``2027-01-31T12:00:00Z``): every time shown or named."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # --- progress ---------------------------------------------------------------------------------

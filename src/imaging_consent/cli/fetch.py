@@ -34,7 +34,7 @@ from imaging_consent.cli.common import (
 from imaging_consent.consent import Purpose
 from imaging_consent.errors import ImagingConsentError, ReleaseError
 from imaging_consent.gateway import ImageGateway
-from imaging_consent.provenance import PROOF_FILE, FileStatus, verify_release, write_release
+from imaging_consent.provenance import PROOF_FILE, FileStatus, verify_release
 from imaging_consent.stores import FolderStore
 
 __all__ = ["REQUESTER_PASSWORD_ENV", "app"]
@@ -134,27 +134,35 @@ def fetch(
     with spinner("indexing the store..."):
         image_store = FolderStore(root)
     label = "break-glass access" if break_glass is not None else f"{chosen.name} access"
-    with (
-        spinner(f"asking the gate for {label} as {who}..."),
-        ImageGateway(
-            suite, sender, image_store, pepper, outbox_path=outbox_path(ws, sender)
-        ) as gate,
-    ):
-        signed = (
-            gate.break_glass_request(clinician, study_uid, break_glass)
-            if break_glass is not None and clinician is not None
-            else None
-        )
-        try:
-            release = gate.release(study_uid, who, chosen, series_uid=series, break_glass=signed)
-        finally:
-            _flush(gate)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # The gate streams the files into a staging folder beside --out; they move to --out only
+    # once recorded and verified against the chain here.
     staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out.parent))
     try:
-        with spinner("writing and verifying against the chain..."):
-            written = write_release(release, staging)
-            files = [p for p in written if p.name != PROOF_FILE]
+        with (
+            spinner(f"asking the gate for {label} as {who}..."),
+            ImageGateway(
+                suite, sender, image_store, pepper, outbox_path=outbox_path(ws, sender)
+            ) as gate,
+        ):
+            signed = (
+                gate.break_glass_request(clinician, study_uid, break_glass)
+                if break_glass is not None and clinician is not None
+                else None
+            )
+            try:
+                release = gate.release(
+                    study_uid,
+                    who,
+                    chosen,
+                    series_uid=series,
+                    break_glass=signed,
+                    destination=staging,
+                )
+            finally:
+                _flush(gate)
+        files = [p for p in release.files if p.name != PROOF_FILE]
+        with spinner("verifying against the chain..."):
             check = verify_release(suite, staging / PROOF_FILE)
         if not check.ok:
             bad = len(check.failed)
@@ -171,7 +179,7 @@ def fetch(
     )
     out_console.print(f"recorded in tx {release.log_tx} (request 0x{release.request_id.hex()})")
     out_console.print(
-        f"[green]verified[/] {len(files)}/{len(files)} against the chain; "
+        f"[green]verified[/] {len(files)}/{len(files)} against the chain ({check.proofs.proves}); "
         f"written to [bold]{out}[/] with {PROOF_FILE}"
     )
 
@@ -228,4 +236,6 @@ def verify(
         raise ReleaseError(
             f"release of study 0x{check.proofs.study_key.hex()} failed verification: {parts}"
         )
-    out_console.print(f"[green]verified[/] {len(check.files)} file(s) against the chain")
+    out_console.print(
+        f"[green]verified[/] {len(check.files)} file(s) against the chain: {check.proofs.proves}"
+    )

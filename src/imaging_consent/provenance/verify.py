@@ -95,6 +95,15 @@ class ReleaseProofs:
     protocol: ContentProtocol
     files: MappingProxyType[str, InstanceProof]
 
+    @property
+    def proves(self) -> str:
+        """What a successful verification of these files proves, in words."""
+        if self.protocol is ContentProtocol.V1:
+            return "the pixels only (the study was registered under content protocol v1)"
+        if self.identified:
+            return "every byte of each file, as the site registered it"
+        return "the pixels and display attributes as registered (the rest is de-identified)"
+
 
 def _leaf_of(
     data: bytes, protocol: ContentProtocol, key: bytes, registered: ContentDigest, identified: bool
