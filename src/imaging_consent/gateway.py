@@ -223,8 +223,8 @@ class ImageGateway:
                 self.site, key, accessor, chosen.value, self.confirmations
             )
         request = AccessRequest(
-            request_id, key, decision.patient, accessor, chosen.value, break_glass is not None,
-            decision.identified,
+            request_id, self.site, key, decision.patient, accessor, chosen.value,
+            break_glass is not None, decision.identified,
         )  # fmt: skip
         if not decision.permitted:
             self.recorder.record_denial(request)
@@ -236,7 +236,11 @@ class ImageGateway:
         folder = ReleaseFolder(destination) if destination is not None else None
         try:
             protocol, instances = self._verified(request, study_uid, series_uid, decision, folder)
-            log_tx = self._record(request, break_glass)
+            log_tx = (
+                self.recorder.record_release(request)
+                if break_glass is None
+                else self.recorder.record_break_glass(request, break_glass)
+            )
             release = Release(
                 request_id=request_id,
                 site=self.site,
@@ -293,44 +297,15 @@ class ImageGateway:
     ) -> AccessDecision:
         study = self.suite.studies.study(self.site, key)
         request = AccessRequest(
-            signed.request_id, key, study.patient, accessor, Purpose.ETREAT.value, True, True
-        )
+            signed.request_id, self.site, key, study.patient, accessor, Purpose.ETREAT.value,
+            True, True,
+        )  # fmt: skip
         try:
             authorize_break_glass(self.suite, self.site, key, accessor, signed)
         except (InvalidSignatureError, SignatureExpiredError, NotEmergencyError) as exc:
             self.recorder.record_refusal(request, type(exc).__name__)
             raise
         return AccessDecision(study.patient, study.content_root, True, True)
-
-    def _record(self, request: AccessRequest, break_glass: BreakGlass | None) -> str | None:
-        """Record the release; consent as it stands now decides, not as it stood at the check.
-
-        Sync: the chain checks consent again in ``recordAccess`` (the recorder refuses if it was
-        withdrawn or narrowed). Batched: consent is asked again here, right before the record
-        goes to the outbox and the files are returned.
-        """
-        if break_glass is not None:
-            return self.recorder.record_break_glass(request, break_glass)
-        if self.recorder.mode is LogMode.BATCHED:
-            now = self.suite.access_log.check_access(
-                self.site, request.study_key, request.requester, request.purpose
-            )
-            if not now.permitted:
-                self.recorder.record_denial(request)
-                raise ConsentDeniedError(
-                    f"consent for study 0x{request.study_key.hex()} was withdrawn while the study "
-                    "was read; nothing released, the refusal is recorded",
-                    request_id=request.request_id,
-                )
-            if request.identified and not now.identified:
-                self.recorder.record_refusal(request, "ConsentNarrowed")
-                raise ConsentDeniedError(
-                    f"consent for study 0x{request.study_key.hex()} was narrowed to de-identified "
-                    "data while the study was read; the identified images are not released, the "
-                    "refusal is recorded",
-                    request_id=request.request_id,
-                )
-        return self.recorder.record_release(request)
 
     def _verified(
         self,

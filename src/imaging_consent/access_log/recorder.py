@@ -78,6 +78,7 @@ class AccessRequest:
 
     Attributes:
         request_id: The unique 32-byte id the access is recorded under.
+        site: The site whose study it is (the gateway's).
         study_key: The study's opaque key.
         patient: The study's patient.
         requester: Who asked.
@@ -87,6 +88,7 @@ class AccessRequest:
     """
 
     request_id: bytes
+    site: ChecksumAddress
     study_key: bytes
     patient: ChecksumAddress
     requester: ChecksumAddress
@@ -533,6 +535,29 @@ class BatchedRecorder(_Recorder):
     mode = LogMode.BATCHED
 
     def record_release(self, request: AccessRequest) -> str | None:
+        """Ask consent again (the chain does not re-check a batched record), then store it.
+
+        Withdrawn since the gateway's check: the denial is stored; narrowed to de-identified
+        data for an identified release: a refusal is stored; either way ConsentDeniedError.
+        """
+        now = self.access_log.check_access(
+            request.site, request.study_key, request.requester, request.purpose
+        )
+        if not now.permitted:
+            self.record_denial(request)
+            raise ConsentDeniedError(
+                f"consent for study 0x{request.study_key.hex()} was withdrawn while the study "
+                "was read; nothing released, the refusal is recorded",
+                request_id=request.request_id,
+            )
+        if request.identified and not now.identified:
+            self.record_refusal(request, "ConsentNarrowed")
+            raise ConsentDeniedError(
+                f"consent for study 0x{request.study_key.hex()} was narrowed to de-identified "
+                "data while the study was read; the identified images are not released, the "
+                "refusal is recorded",
+                request_id=request.request_id,
+            )
         self._add(self._record(request, permitted=True))
         return None
 
