@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,34 @@ def test_batched_release_rechecks_consent_before_returning(
     assert record.request_id == refused.value.request_id
     assert not record.permitted and not record.identified
     gateway.close()
+
+
+def test_no_personal_data_or_study_key_in_logs_at_info(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own, path = _own_mr_store(tmp_path, world)
+    caplog.set_level(logging.INFO)
+    key = world.register(MR_STUDY, own)
+    world.grant(identified=True)
+    gateway = world.gateway_for(own)
+    gateway.release(MR_STUDY, world.people.requester.address, "TREAT")
+    _alter(path, ALTERATIONS["PatientName"])
+    own.refresh()
+    with pytest.raises(errors.IntegrityError):
+        gateway.release(MR_STUDY, world.people.requester.address, "TREAT")
+    with pytest.raises(errors.ConsentDeniedError):
+        gateway.release(MR_STUDY, world.people.stranger.address, "TREAT")
+    gateway.close()
+
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "released" in logged and "refused" in logged  # the log does say what happened
+    secrets = [
+        key.hex()[:8],
+        world.people.patient.address[2:10].lower(),
+        world.people.requester.address[2:10].lower(),
+        world.people.stranger.address[2:10].lower(),
+        MR_STUDY,
+        MR_UID,
+        str(pydicom.dcmread(world.store.path(MR_UID)).PatientName),
+    ]
+    assert [s for s in secrets if s in logged.lower() or s in logged] == []

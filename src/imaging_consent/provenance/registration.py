@@ -117,11 +117,5 @@ def register_study(
         action = RegistrationAction.UPDATED
         function = studies.update_content(key, content.root, count)
     receipt = site_sender.transact(function)
-    logger.info(
-        "%s study 0x%s (%d instances) in tx %s",
-        action.value,
-        key.hex()[:12],
-        count,
-        receipt.tx_hash,
-    )
+    logger.info("%s a study (%d instances) in tx %s", action.value, count, receipt.tx_hash)
     return RegistrationResult(study_uid, key, content.root, count, action, receipt.tx_hash)
