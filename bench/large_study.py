@@ -65,6 +65,25 @@ def generate_series(folder: Path, slices: int) -> Path:
     return folder
 
 
+def _warm_peak_growth(release: Any, out: Path) -> int | None:
+    """Peak RSS growth of one more release once everything is imported and warmed up.
+
+    Resets the kernel's high-water mark (``/proc/self/clear_refs``, ``5``) and reads ``VmHWM``
+    after the release; None where Linux does not offer that.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    before = _rss_bytes()
+    release(out)
+    shutil.rmtree(out)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 - before
+    return None
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -117,6 +136,16 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
                 del files
             del release
             shutil.rmtree(out)
+    in_memory: list[float] = []
+    for _ in range(config["runs"]):
+        start = time.perf_counter()
+        held = gateway.release(STUDY_UID, requester, Purpose.TREAT)
+        in_memory.append(time.perf_counter() - start)
+        del held
+    warm_growth = _warm_peak_growth(
+        lambda out: gateway.release(STUDY_UID, requester, Purpose.TREAT, destination=out),
+        Path(config["out"]) / "warm",
+    )
     profile = None
     if config.get("profile"):
         from bench.profiling import hot_spots
@@ -138,6 +167,8 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
         "rss_before_bytes": rss_before,
         "peak_rss_before_bytes": peak_before,
         "peak_rss_after_first_bytes": peak_after_first,
+        "warm_peak_growth_bytes": warm_growth,
+        "in_memory_durations_s": in_memory,
     }
 
 
@@ -242,6 +273,10 @@ def run(cache: Path, *, slices: int, runs: int, kind: str = "anvil") -> dict[str
         "release_s": [round(d, 3) for d in child["durations_s"]],
         "release_p50_s": round(median_s, 3),
         "release_mb_per_s": round(mb / median_s, 1),
+        "release_in_memory_p50_s": round(statistics.median(child["in_memory_durations_s"]), 3),
+        "release_in_memory_mb_per_s": round(
+            mb / statistics.median(child["in_memory_durations_s"]), 1
+        ),
         "time_split_first_release_s": split,
         "sha256_share": round(sha256 / first_total, 3),
         "peak_rss_increase_bytes": peak_increase,
@@ -249,11 +284,21 @@ def run(cache: Path, *, slices: int, runs: int, kind: str = "anvil") -> dict[str
         "peak_rss_ratio_to_study": round(peak_increase / study_bytes, 2),
         "largest_instance_bytes": largest,
         "peak_rss_ratio_to_largest_instance": round(peak_increase / largest, 2),
+        "warm_peak_rss_increase_mb": _mb(child["warm_peak_growth_bytes"]),
+        "warm_peak_rss_ratio_to_largest_instance": (
+            None
+            if child["warm_peak_growth_bytes"] is None
+            else round(child["warm_peak_growth_bytes"] / largest, 2)
+        ),
         "child_rss_before_mb": round(child["rss_before_bytes"] / 1e6, 1),
         "released_bytes": child["released_bytes"],
         "method": "child process; peak = ru_maxrss after the first release minus RSS before it",
         "release_profile": child["profile"],
     }
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / 1e6, 1)
 
 
 def _pythonpath() -> str:
