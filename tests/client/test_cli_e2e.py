@@ -22,7 +22,8 @@ import pytest
 from dicom_samples import sample
 
 from imaging_consent.chain import LocalChain, write_keystore
-from imaging_consent.dicom import SitePepper, locate_pixel_data, study_key
+from imaging_consent.dicom import SitePepper, study_key
+from imaging_consent.dicom.walk import walk_dicom
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PASSWORD = "correct horse"
@@ -213,10 +214,10 @@ def test_scripted_session(session: Session) -> None:
     verified = s.run("verify", str(dicoms[0]), "--proof", str(out1 / "proof.json"))
     assert verified.returncode == 0, verified.stderr
     assert "verified 1 file(s)" in verified.stdout
-    pixels = locate_pixel_data(dicoms[0])
-    assert pixels is not None
+    pixels = walk_dicom(dicoms[0].read_bytes())
+    assert pixels.pixel_offset is not None
     data = bytearray(dicoms[0].read_bytes())
-    data[pixels.offset + pixels.length // 2] ^= 0xFF  # one pixel byte
+    data[pixels.pixel_offset + pixels.pixel_length // 2] ^= 0xFF  # one pixel byte
     dicoms[0].write_bytes(bytes(data))
     tampered = s.run("verify", str(out1))
     assert tampered.returncode == 1

@@ -31,7 +31,8 @@ from imaging_consent.consent import ConsentClient, Purpose
 from imaging_consent.consent.signing import SignedConsent, sign_typed_data
 from imaging_consent.contracts.deployment import deploy, load, sender_for
 from imaging_consent.contracts.manifest import Manifest, manifest_path, set_aside
-from imaging_consent.dicom import SitePepper, locate_pixel_data
+from imaging_consent.dicom import SitePepper
+from imaging_consent.dicom.walk import walk_dicom
 from imaging_consent.provenance import FileStatus, verify_release
 from imaging_consent.stores import FolderStore, ProblemKind
 
@@ -237,10 +238,10 @@ def test_verify_fails_a_release_with_a_missing_or_unnamed_file(world: World) -> 
 
     # Missing and mismatching together: one line counts both.
     files[0].unlink()
-    pixels = locate_pixel_data(files[2])
-    assert pixels is not None
+    pixels = walk_dicom(files[2].read_bytes())
+    assert pixels.pixel_offset is not None
     data = bytearray(files[2].read_bytes())
-    data[pixels.offset + pixels.length // 2] ^= 0xFF  # one pixel byte
+    data[pixels.pixel_offset + pixels.pixel_length // 2] ^= 0xFF  # one pixel byte
     files[2].write_bytes(bytes(data))
     both = world.run("verify", str(out), key=ADMIN, cwd=here)
     assert_one_error_line(both, "1 file(s) do not match the chain",

@@ -1,4 +1,4 @@
-"""pixelHash: streaming, and equal to sha256 of the stored PixelData value in every case."""
+"""pixelHash: memory-mapped, and equal to sha256 of the stored PixelData value in every case."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pydicom
 import pytest
 from dicom_samples import sample
 
-from imaging_consent.dicom import dataset_pixel_hash, locate_pixel_data, pixel_hash, read_dicom
+from imaging_consent.dicom import pixel_hash, read_dicom
+from imaging_consent.dicom.walk import walk_dicom
 from imaging_consent.errors import DicomTruncatedError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -49,44 +50,46 @@ def test_pixel_hash_equals_sha256_of_stored_value(name: str) -> None:
 @pytest.mark.parametrize("name", [n for n in NATIVE if n != "image_dfl.dcm"])
 def test_pixel_hash_native_is_raw_value_bytes(name: str) -> None:
     data = sample(name).read_bytes()
-    loc = locate_pixel_data(sample(name))
+    walk = walk_dicom(data)
 
-    assert loc is not None and not loc.encapsulated
-    assert (
-        pixel_hash(sample(name))
-        == hashlib.sha256(data[loc.offset : loc.offset + loc.length]).digest()
-    )
+    assert walk.pixel_offset is not None
+    assert data[walk.pixel_offset : walk.pixel_offset + 4] != ITEM
+    end = walk.pixel_offset + walk.pixel_length
+    assert pixel_hash(sample(name)) == hashlib.sha256(data[walk.pixel_offset : end]).digest()
 
 
 @pytest.mark.parametrize("name", ENCAPSULATED)
 def test_pixel_hash_encapsulated_is_items_without_delimiter(name: str) -> None:
     data = sample(name).read_bytes()
-    loc = locate_pixel_data(sample(name))
+    walk = walk_dicom(data)
 
-    assert loc is not None and loc.encapsulated
-    value = data[loc.offset : loc.offset + loc.length]
+    assert walk.pixel_offset is not None
+    end = walk.pixel_offset + walk.pixel_length
+    value = data[walk.pixel_offset : end]
     assert value.startswith(ITEM)  # the Basic Offset Table item
-    assert data[loc.offset + loc.length : loc.offset + loc.length + 8] == DELIMITER
+    assert data[end : end + 8] == DELIMITER
     assert pixel_hash(sample(name)) == hashlib.sha256(value).digest()
 
 
 @pytest.mark.parametrize("name", ["rtplan.dcm", "waveform_ecg.dcm", "test-SR.dcm"])
 def test_pixel_hash_without_pixel_data_hashes_whole_file(name: str) -> None:
-    assert locate_pixel_data(sample(name)) is None
+    assert walk_dicom(sample(name).read_bytes()).pixel_offset is None
     assert pixel_hash(sample(name)) == hashlib.sha256(sample(name).read_bytes()).digest()
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "rtplan.dcm"])
-def test_pixel_hash_chunk_size_and_stream_do_not_matter(name: str) -> None:
+def test_pixel_hash_path_and_stream_agree(name: str) -> None:
     expected = pixel_hash(sample(name))
 
-    assert pixel_hash(sample(name), chunk_size=7) == expected
     assert pixel_hash(io.BytesIO(sample(name).read_bytes())) == expected
+    with sample(name).open("rb") as fp:
+        assert pixel_hash(fp) == expected
 
 
 @pytest.mark.parametrize("name", NATIVE + ENCAPSULATED)
-def test_dataset_pixel_hash_matches_streaming(name: str) -> None:
-    assert dataset_pixel_hash(read_dicom(sample(name))) == pixel_hash(sample(name))
+def test_pixel_hash_is_sha256_of_the_parsed_value(name: str) -> None:
+    parsed = read_dicom(sample(name)).PixelData
+    assert hashlib.sha256(parsed).digest() == pixel_hash(sample(name))
 
 
 def test_pixel_hash_truncated_file_raises() -> None:
@@ -109,4 +112,4 @@ def test_pixel_hash_streams_large_pixel_data(tmp_path: Path) -> None:
     tracemalloc.stop()
 
     assert digest == expected
-    assert peak < 4 * 1024 * 1024  # one 1 MiB chunk plus metadata, never the 32 MiB value
+    assert peak < 4 * 1024 * 1024  # memory-mapped: the 32 MiB value is never copied

@@ -2,7 +2,8 @@
 
 - :mod:`.read`: the one DICOM opener (:func:`read_dicom`) and the one instance record.
 - :mod:`.keys`: the site pepper and ``studyKey`` / ``instanceKey``.
-- :mod:`.pixels`: the streaming ``pixelHash``.
+- :mod:`.walk`: the byte-level walk: structure checks and the content protocol v2 hashes.
+- :mod:`.pixels`: ``pixelHash`` of a file.
 - :mod:`.deid` and :mod:`.annex_e`: the PS3.15 Annex E Basic Profile.
 
 This package never touches the chain.
@@ -15,24 +16,16 @@ from imaging_consent.dicom.deid import (
     release_secret,
 )
 from imaging_consent.dicom.keys import SitePepper, instance_key, load_pepper, study_key
-from imaging_consent.dicom.pixels import (
-    PixelDataLocation,
-    dataset_pixel_hash,
-    locate_pixel_data,
-    pixel_hash,
-)
+from imaging_consent.dicom.pixels import pixel_hash
 from imaging_consent.dicom.read import InstanceRecord, read_dicom, read_instance
 
 __all__ = [
     "InstanceRecord",
-    "PixelDataLocation",
     "SitePepper",
     "dataset_bytes",
-    "dataset_pixel_hash",
     "deidentify",
     "instance_key",
     "load_pepper",
-    "locate_pixel_data",
     "pixel_hash",
     "pseudonymous_uid",
     "read_dicom",
