@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from dicom_samples import sample
@@ -14,6 +16,7 @@ from pydicom.uid import generate_uid
 from imaging_consent.chain import LocalChain, TransactionSender
 from imaging_consent.consent import Purpose, purposes_mask
 from imaging_consent.contracts.deployment import Suite, appoint, deploy, sender_for
+from imaging_consent.stores import FolderStore
 
 ROOT = "1.2.826.0.1.3680043.10.5432."
 CT_STUDY = ROOT + "1"
@@ -175,3 +178,20 @@ def revoke(
     suite: Suite, patient: TransactionSender, grantee: str, scope: bytes = bytes(32)
 ) -> None:
     patient.transact(suite.consent.functions.revoke(grantee, scope))
+
+
+class RacingStore:
+    """A store whose first ``open`` runs ``on_open`` (the patient's change racing the load)."""
+
+    def __init__(self, inner: FolderStore, on_open: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_open: Callable[[], None] | None = on_open
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def open(self, sop_instance_uid: str) -> Any:
+        if self._on_open is not None:
+            on_open, self._on_open = self._on_open, None
+            on_open()
+        return self._inner.open(sop_instance_uid)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from release_samples import CT_STUDY, build_ct_study
+from release_samples import CT_STUDY, RacingStore, build_ct_study
 
 from imaging_consent import errors
 from imaging_consent.access_log.break_glass import reason_commitment, sign_break_glass
@@ -475,23 +475,6 @@ def test_delegate_grant_front_running_its_removal_stops_counting(anvil_world: Wo
 # --- (f) a downgrade between the gateway's check and its record ---------------------------------
 
 
-class _RacingStore:
-    """The gateway's store; the first ``open`` runs ``on_open`` (the patient's downgrade)."""
-
-    def __init__(self, inner: FolderStore, on_open: Callable[[], None]) -> None:
-        self._inner = inner
-        self._on_open: Callable[[], None] | None = on_open
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def open(self, sop_instance_uid: str) -> Any:
-        if self._on_open is not None:
-            on_open, self._on_open = self._on_open, None
-            on_open()
-        return self._inner.open(sop_instance_uid)
-
-
 def test_downgrade_racing_the_record_releases_nothing_identified(anvil_world: World) -> None:
     w = anvil_world
     chain = w.chain
@@ -505,7 +488,7 @@ def test_downgrade_racing_the_record_releases_nothing_identified(anvil_world: Wo
     def downgrade_now() -> None:  # the patient's change reaches the mempool first, paying more
         sent.append(_send_pending(chain, w.patient, downgrade, tip_gwei=90))
 
-    store: Any = _RacingStore(w.store, downgrade_now)
+    store: Any = RacingStore(w.store, downgrade_now)
     gateway = ImageGateway(w.suite, w.sender(w.gateway_a), store, PEPPER, outbox_path=_outbox())
     chain.rpc("evm_setAutomine", False)
     release = _Background(lambda: gateway.release(CT_STUDY, w.app.address, "TREAT"))
