@@ -45,6 +45,8 @@ from imaging_consent.errors import DicomReadError, DicomTruncatedError
 
 #: Sequences nested deeper than this are refused (real files stay well under 16).
 MAX_SEQUENCE_DEPTH: Final = 32
+#: A deflated data set inflating beyond this many bytes is refused (a decompression bomb).
+MAX_INFLATED: Final = 1 << 30
 PREAMBLE: Final = 128
 PIXEL_DATA_TAG: Final = 0x7FE00010
 _SOP_INSTANCE_UID: Final = 0x00080018
@@ -420,10 +422,16 @@ def walk_dicom(data: bytes | memoryview, label: str = "<stream>", *, hashes: boo
     little, implicit, deflated = _encoding(syntax)
     body = whole
     if deflated:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            body = memoryview(zlib.decompressobj(-zlib.MAX_WBITS).decompress(whole[start:]))
+            inflated = inflater.decompress(whole[start:], MAX_INFLATED)
         except zlib.error as exc:
             raise DicomReadError(f"{label}: the deflated data set does not inflate") from exc
+        if inflater.unconsumed_tail:
+            raise DicomReadError(
+                f"{label}: the deflated data set inflates beyond {MAX_INFLATED} bytes"
+            )
+        body = memoryview(inflated)
         start = 0
     if start + 6 <= len(body) and not implicit and little:
         # pydicom reads a data set whose first element has no VR as implicit, whatever the
