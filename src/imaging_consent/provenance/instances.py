@@ -144,7 +144,10 @@ def verified_instances(
     def read_one(position: int) -> _Read:
         stored = every[position]
         where = f"instance {position + 1} of {total}"
-        raw = _read(store, stored)
+        try:
+            raw = _read(store, stored)
+        except MemoryError:
+            raise IntegrityError(f"{where} is too large to read; nothing released") from None
         walk = _walk(stored, raw, where)
         assert walk.digest is not None
         key = instance_key(pepper, stored.sop_instance_uid)
