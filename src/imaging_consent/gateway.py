@@ -127,6 +127,13 @@ class ImageGateway:
         self.pepper = pepper
         self.confirmations = confirmations
         self._release_secret = release_secret
+        site = suite.access_log.site_of(sender.address)
+        if site is None:
+            raise NotGatewayError(
+                f"{sender.address} is not a gateway of any site: the site appoints its "
+                "gateways (imaging-consent site appoint)"
+            )
+        self.site: ChecksumAddress = site
         self.recorder: Recorder = make_recorder(
             log_mode,
             suite.access_log,
@@ -137,13 +144,6 @@ class ImageGateway:
             clock=clock,
         )
         self.log_mode = self.recorder.mode
-        site = suite.access_log.site_of(sender.address)
-        if site is None:
-            raise NotGatewayError(
-                f"{sender.address} is not a gateway of any site: the site appoints its "
-                "gateways (imaging-consent site appoint)"
-            )
-        self.site: ChecksumAddress = site
 
     def close(self) -> None:
         """Close the outbox (records already added are on disk)."""
