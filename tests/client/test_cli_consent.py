@@ -21,12 +21,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
 
 from imaging_consent.chain import LocalChain
 from imaging_consent.consent import ConsentClient, Purpose
@@ -53,8 +52,12 @@ class World:
         self.next_account += 1
         return self.chain.accounts[self.next_account]
 
-    def run(self, *args: str, key: Any = None, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        self,
+        *args: str,
+        key: Any = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``imaging-consent ARGS`` off a terminal (stdin closed), signing with ``key``."""
         extra = {} if key is None else {"IMAGING_CONSENT_PRIVATE_KEY": "0x" + bytes(key.key).hex()}
         return subprocess.run(
@@ -143,22 +146,26 @@ def test_an_address_without_checksum_is_refused_unless_accepted(world: World) ->
     upper = world.run(*grant, "--grantee", "0x" + doctor.address[2:].upper(), key=patient)
     typo = doctor.address[:-1] + ("1" if doctor.address[-1] != "1" else "2")
     mistyped = world.run(*grant, "--grantee", typo, key=patient)
-    revoke = world.run("consent", "revoke", "--all-studies", "--grantee",
-                       doctor.address.lower(), key=patient)  # fmt: skip
-    appoint = world.run("consent", "delegate", guardian.address.lower(), "--expires", "30d",
-                        key=patient)  # fmt: skip
+    revoke = world.run(
+        "consent", "revoke", "--all-studies", "--grantee", doctor.address.lower(), key=patient
+    )
+    appoint = world.run(
+        "consent", "delegate", guardian.address.lower(), "--expires", "30d", key=patient
+    )
     remove = world.run("consent", "delegate", guardian.address.lower(), "--remove", key=patient)
 
     for result in (lower, upper, revoke, appoint, remove):
-        text = assert_error(result, 2, "no EIP-55 checksum", "cannot be caught",
-                            "--accept-unchecksummed")  # fmt: skip
+        text = assert_error(
+            result, 2, "no EIP-55 checksum", "cannot be caught", "--accept-unchecksummed"
+        )
         assert guardian.address.lower() not in text and doctor.address.lower() not in text
     assert_error(mistyped, 2, "does not match its mixed-case EIP-55 checksum")
     assert world.nonce(patient) == nonce  # nothing was sent
     assert world.client().get_grant(patient.address, doctor.address, None) is None
 
-    accepted = world.run(*grant, "--grantee", doctor.address.lower(), "--accept-unchecksummed",
-                         key=patient)  # fmt: skip
+    accepted = world.run(
+        *grant, "--grantee", doctor.address.lower(), "--accept-unchecksummed", key=patient
+    )
     assert accepted.returncode == 0, accepted.stderr
     assert world.client().get_grant(patient.address, doctor.address, None) is not None
     # Digits-only or checksummed addresses need no flag; self-grants are refused first.
@@ -174,35 +181,53 @@ def test_a_replacing_grant_says_what_it_replaces_and_needs_yes_off_a_terminal(
 ) -> None:
     patient, doctor = world.account(), world.account()
     grant = ("consent", "grant", "--all-studies", "--grantee", doctor.address)
-    first = world.run(*grant, "--purpose", "TREAT", "--identified", "--expires", "2031-01-01",
-                      key=patient)  # fmt: skip
+    first = world.run(
+        *grant, "--purpose", "TREAT", "--identified", "--expires", "2031-01-01", key=patient
+    )
     assert first.returncode == 0, first.stderr
     nonce = world.nonce(patient)
 
     replacing = world.run(*grant, "--purpose", "HRESCH", key=patient)
 
-    assert_error(replacing, 1, "would replace the existing one",
-                 "TREAT (identified), now → 2031-01-01T00:00:00Z",
-                 "HRESCH (de-identified), now → no expiry", "pass --yes")  # fmt: skip
+    assert_error(
+        replacing,
+        1,
+        "would replace the existing one",
+        "TREAT (identified), now → 2031-01-01T00:00:00Z",
+        "HRESCH (de-identified), now → no expiry",
+        "pass --yes",
+    )
     assert world.nonce(patient) == nonce
     stored = world.client().get_grant(patient.address, doctor.address, None)
     assert stored is not None and stored.purposes == {Purpose.TREAT} and stored.identified
 
-    identical = world.run(*grant, "--purpose", "TREAT", "--identified", "--expires",
-                          "2031-01-01T00:00:00Z", key=patient)  # fmt: skip
+    identical = world.run(
+        *grant,
+        "--purpose",
+        "TREAT",
+        "--identified",
+        "--expires",
+        "2031-01-01T00:00:00Z",
+        key=patient,
+    )
     assert identical.returncode == 0, identical.stderr
     assert "unchanged: the same grant is already in place" in identical.stdout
     assert "nothing sent" in identical.stdout
     assert world.nonce(patient) == nonce
-    same = world.json(*grant, "--purpose", "TREAT", "--identified", "--expires", "2031-01-01",
-                      key=patient)  # fmt: skip
+    same = world.json(
+        *grant, "--purpose", "TREAT", "--identified", "--expires", "2031-01-01", key=patient
+    )
     assert same["result"] == "unchanged" and same["tx_hash"] is None
 
     replaced = world.json(*grant, "--purpose", "HRESCH", "--yes", key=patient)
 
     assert replaced["result"] == "replaced"
-    assert replaced["replaced"] == {"purposes": ["TREAT"], "identified": True,
-                                    "not_before": None, "expires_at": "2031-01-01T00:00:00Z"}  # fmt: skip
+    assert replaced["replaced"] == {
+        "purposes": ["TREAT"],
+        "identified": True,
+        "not_before": None,
+        "expires_at": "2031-01-01T00:00:00Z",
+    }
     assert replaced["purposes"] == ["HRESCH"] and replaced["identified"] is False
     assert re.fullmatch(r"0x[0-9a-f]{64}", replaced["tx_hash"])
     stored = world.client().get_grant(patient.address, doctor.address, None)
@@ -215,8 +240,12 @@ def _on_a_terminal(world: World, args: list[str], key: Any, answer: bytes) -> tu
     env = {**world.env, "IMAGING_CONSENT_PRIVATE_KEY": "0x" + bytes(key.key).hex()}
     process = subprocess.Popen(
         [sys.executable, "-m", "imaging_consent", *args],
-        env=env, cwd=world.root, stdin=follower, stdout=follower, stderr=follower,
-    )  # fmt: skip
+        env=env,
+        cwd=world.root,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
     os.close(follower)
     seen = b""
     try:
@@ -270,20 +299,29 @@ def test_a_grant_on_a_study_key_nobody_registered_is_refused_unless_forced(world
 
     unknown = world.run(*grant, "--study-key", unknown_key, key=patient)
     not_mine = world.run(*grant, "--study-key", "0x" + theirs.hex(), key=patient)
-    signed = world.run("consent", "sign", *grant[2:], "--study-key", unknown_key, "--out",
-                       str(world.root / "unknown.json"), key=patient)  # fmt: skip
+    signed = world.run(
+        "consent",
+        "sign",
+        *grant[2:],
+        "--study-key",
+        unknown_key,
+        "--out",
+        str(world.root / "unknown.json"),
+        key=patient,
+    )
 
     for result in (unknown, not_mine, signed):
-        text = assert_error(result, 1, "no site has registered a study of this patient",
-                            "--force")  # fmt: skip
+        text = assert_error(result, 1, "no site has registered a study of this patient", "--force")
         assert unknown_key not in text and theirs.hex() not in text and patient.address not in text
     assert world.nonce(patient) == nonce and not (world.root / "unknown.json").exists()
 
     assert world.run(*grant, "--study-key", "0x" + mine.hex(), key=patient).returncode == 0
     forced = world.run(*grant, "--study-key", unknown_key, "--force", key=patient)
     assert forced.returncode == 0, forced.stderr
-    assert world.client().get_grant(patient.address, doctor.address,
-                                    bytes.fromhex(unknown_key[2:])) is not None  # fmt: skip
+    assert (
+        world.client().get_grant(patient.address, doctor.address, bytes.fromhex(unknown_key[2:]))
+        is not None
+    )
 
 
 # --- (3) times --------------------------------------------------------------------------------
@@ -296,16 +334,16 @@ def test_durations_count_from_now_and_times_are_iso(world: World) -> None:
     before = int(time.time())
     week = world.json(*grant, "--expires", "7d", key=patient)
     after = int(time.time())
-    later = world.run(*grant, "--not-before", "2030-01-01", "--expires", "7d", "--yes",
-                      key=patient)  # fmt: skip
+    later = world.run(*grant, "--not-before", "2030-01-01", "--expires", "7d", "--yes", key=patient)
     past = world.run(*grant, "--expires", "2020-01-01", "--yes", key=patient)
     garbled = world.run(*grant, "--expires", "next tuesday", "--yes", key=patient)
 
     end = _iso_to_unix(week["expires_at"])
     assert before + 7 * 86400 <= end <= after + 7 * 86400
     assert ISO.fullmatch(week["expires_at"])
-    text = assert_error(later, 2, "--expires", "is not after --not-before 2030-01-01T00:00:00Z",
-                        "counts from now")  # fmt: skip
+    text = assert_error(
+        later, 2, "--expires", "is not after --not-before 2030-01-01T00:00:00Z", "counts from now"
+    )
     assert "expires_at" not in text and not UNIX_SECONDS.search(text)
     assert_error(past, 2, "--expires 2020-01-01T00:00:00Z is in the past")
     assert_error(garbled, 2, "--expires", "expected a duration")
@@ -319,8 +357,15 @@ def test_a_chain_clock_ahead_of_this_machine_refuses_durations(tmp_path: Path) -
         world = _world(chain, tmp_path)
         chain.increase_time(2 * 86400)
         patient, doctor = chain.accounts[1], chain.accounts[2]
-        grant = ("consent", "grant", "--all-studies", "--grantee", doctor.address,
-                 "--purpose", "TREAT")  # fmt: skip
+        grant = (
+            "consent",
+            "grant",
+            "--all-studies",
+            "--grantee",
+            doctor.address,
+            "--purpose",
+            "TREAT",
+        )
 
         ahead = world.run(*grant, "--expires", "7d", key=patient)
         dated = world.run(*grant, "--expires", "2031-01-01", key=patient)
@@ -333,10 +378,22 @@ def test_a_chain_clock_ahead_of_this_machine_refuses_durations(tmp_path: Path) -
 # --- (4) refusals say why, (5) --for a patient ------------------------------------------------
 
 
-def _check(world: World, patient: Any, grantee: Any, scope: tuple[str, ...], purpose: str,
-           *extra: str) -> dict[str, Any]:  # fmt: skip
-    result = world.run("consent", "check", "--patient", patient.address, "--grantee",
-                       grantee.address, *scope, "--purpose", purpose, *extra, "--json")  # fmt: skip
+def _check(
+    world: World, patient: Any, grantee: Any, scope: tuple[str, ...], purpose: str, *extra: str
+) -> dict[str, Any]:
+    result = world.run(
+        "consent",
+        "check",
+        "--patient",
+        patient.address,
+        "--grantee",
+        grantee.address,
+        *scope,
+        "--purpose",
+        purpose,
+        *extra,
+        "--json",
+    )
     document: dict[str, Any] = json.loads(result.stdout)
     assert result.returncode == (0 if document["permitted"] else 1), result.stderr
     return document
@@ -374,35 +431,81 @@ def test_check_says_why_access_is_refused(world: World) -> None:
     gone = _check(world, patient, lab, on_study, "HRESCH")
     assert gone["reason"] == "expired" and _iso_to_unix(gone["expires_at"]) == latest + 3
 
-    text = world.run("consent", "check", "--patient", patient.address, "--grantee", lab.address,
-                     *on_study, "--purpose", "HRESCH")  # fmt: skip
+    text = world.run(
+        "consent",
+        "check",
+        "--patient",
+        patient.address,
+        "--grantee",
+        lab.address,
+        *on_study,
+        "--purpose",
+        "HRESCH",
+    )
     assert text.returncode == 1 and "not permitted" in text.stdout
     assert f"expired: the study's grant ended at {gone['expires_at']}" in text.stdout
 
 
 def test_a_delegate_grants_and_revokes_for_the_patient(world: World) -> None:
     patient, guardian, doctor, stranger = (world.account() for _ in range(4))
-    appointed = world.json("consent", "delegate", guardian.address, "--expires", "90d",
-                           key=patient)  # fmt: skip
+    appointed = world.json("consent", "delegate", guardian.address, "--expires", "90d", key=patient)
     assert appointed["result"] == "delegate_appointed"
 
-    granted = world.json("consent", "grant", "--for", patient.address, "--grantee",
-                         doctor.address, "--all-studies", "--purpose", "TREAT", key=guardian)  # fmt: skip
-    refused = world.run("consent", "grant", "--for", patient.address, "--grantee",
-                        doctor.address, "--all-studies", "--purpose", "ETREAT", key=stranger)  # fmt: skip
+    granted = world.json(
+        "consent",
+        "grant",
+        "--for",
+        patient.address,
+        "--grantee",
+        doctor.address,
+        "--all-studies",
+        "--purpose",
+        "TREAT",
+        key=guardian,
+    )
+    refused = world.run(
+        "consent",
+        "grant",
+        "--for",
+        patient.address,
+        "--grantee",
+        doctor.address,
+        "--all-studies",
+        "--purpose",
+        "ETREAT",
+        key=stranger,
+    )
 
     assert granted["as_delegate"] and granted["patient"] == patient.address
     assert granted["expires_at"] == appointed["expires_at"]  # ends with the delegation
     assert_error(refused, 1, "not a delegate")
     everyone = ("--all-studies",)
     assert _check(world, patient, doctor, everyone, "TREAT")["permitted"]
-    revoked = world.run("consent", "revoke", "--for", patient.address, "--grantee",
-                        doctor.address, "--all-studies", key=guardian)  # fmt: skip
+    revoked = world.run(
+        "consent",
+        "revoke",
+        "--for",
+        patient.address,
+        "--grantee",
+        doctor.address,
+        "--all-studies",
+        key=guardian,
+    )
     assert revoked.returncode == 0 and "as their delegate" in revoked.stdout, revoked.stderr
     assert _check(world, patient, doctor, everyone, "TREAT")["reason"] == "revoked"
 
-    again = world.run("consent", "grant", "--for", patient.address, "--grantee", doctor.address,
-                      "--all-studies", "--purpose", "TREAT", key=guardian)  # fmt: skip
+    again = world.run(
+        "consent",
+        "grant",
+        "--for",
+        patient.address,
+        "--grantee",
+        doctor.address,
+        "--all-studies",
+        "--purpose",
+        "TREAT",
+        key=guardian,
+    )
     assert again.returncode == 0, again.stderr
     removed = world.run("consent", "delegate", guardian.address, "--remove", key=patient)
     assert removed.returncode == 0, removed.stderr
@@ -411,9 +514,13 @@ def test_a_delegate_grants_and_revokes_for_the_patient(world: World) -> None:
     # (6) the history says appointed, then removed, and who acted.
     history = world.json("consent", "list", "--patient", patient.address, "--history")
     kinds = [(e["event"], e["via"]) for e in history["events"]]
-    assert kinds == [("delegate_appointed", "patient"), ("consent_granted", "delegate"),
-                     ("consent_revoked", "delegate"), ("consent_granted", "delegate"),
-                     ("delegate_removed", "patient")]  # fmt: skip
+    assert kinds == [
+        ("delegate_appointed", "patient"),
+        ("consent_granted", "delegate"),
+        ("consent_revoked", "delegate"),
+        ("consent_granted", "delegate"),
+        ("delegate_removed", "patient"),
+    ]
     assert history["events"][1]["actor"] == guardian.address
     assert history["grants"][0]["grantee"] == doctor.address
     text = world.run("consent", "list", "--patient", patient.address, "--history")
@@ -421,8 +528,9 @@ def test_a_delegate_grants_and_revokes_for_the_patient(world: World) -> None:
     assert "delegate appointed" in text.stdout and "delegate removed" in text.stdout
     assert "…" not in text.stdout
 
-    narrow = world.run("consent", "list", "--patient", patient.address, "--history",
-                       env={"COLUMNS": "80"})  # fmt: skip
+    narrow = world.run(
+        "consent", "list", "--patient", patient.address, "--history", env={"COLUMNS": "80"}
+    )
     assert narrow.returncode == 0, narrow.stderr
     lines = narrow.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80 and "…" not in narrow.stdout
@@ -436,11 +544,22 @@ def test_a_delegate_grants_and_revokes_for_the_patient(world: World) -> None:
 
 def _sign_three(world: World, patient: Any, a: Any, b: Any, tag: str) -> list[Path]:
     files = [world.root / f"{tag}-{n}.json" for n in ("grant-a", "grant-b", "revoke-a")]
-    for path, grantee, extra in ((files[0], a, ("--purpose", "TREAT")),
-                                 (files[1], b, ("--purpose", "HRESCH")),
-                                 (files[2], a, ("--revoke",))):  # fmt: skip
-        signed = world.json("consent", "sign", "--grantee", grantee.address, "--all-studies",
-                            *extra, "--out", str(path), key=patient)  # fmt: skip
+    for path, grantee, extra in (
+        (files[0], a, ("--purpose", "TREAT")),
+        (files[1], b, ("--purpose", "HRESCH")),
+        (files[2], a, ("--revoke",)),
+    ):
+        signed = world.json(
+            "consent",
+            "sign",
+            "--grantee",
+            grantee.address,
+            "--all-studies",
+            *extra,
+            "--out",
+            str(path),
+            key=patient,
+        )
         assert signed["signed"] and ISO.fullmatch(signed["issued_at"])
     return files
 
@@ -479,22 +598,44 @@ def test_several_signed_consents_relayed_out_of_order_newest_wins(world: World) 
 
 def test_json_documents_and_usage_errors(world: World) -> None:
     patient, doctor = world.account(), world.account()
-    granted = world.json("consent", "grant", "--grantee", doctor.address, "--all-studies",
-                         "--purpose", "TREAT", "--purpose", "ETREAT", "--identified", key=patient)  # fmt: skip
+    granted = world.json(
+        "consent",
+        "grant",
+        "--grantee",
+        doctor.address,
+        "--all-studies",
+        "--purpose",
+        "TREAT",
+        "--purpose",
+        "ETREAT",
+        "--identified",
+        key=patient,
+    )
     assert granted["result"] == "granted" and granted["purposes"] == ["TREAT", "ETREAT"]
     assert granted["patient"] == patient.address and granted["scope"] == "0x" + "00" * 32
     to_doctor = world.json("consent", "list", "--grantee", doctor.address)
     assert to_doctor["grants"][0]["status"] == "active" and ISO.fullmatch(to_doctor["at"])
-    revoked = world.json("consent", "revoke", "--grantee", doctor.address, "--all-studies",
-                         key=patient)  # fmt: skip
+    revoked = world.json(
+        "consent", "revoke", "--grantee", doctor.address, "--all-studies", key=patient
+    )
     assert revoked["result"] == "revoked" and revoked["tx_hash"].startswith("0x")
-    nothing = world.json("consent", "revoke", "--grantee", doctor.address, "--all-studies",
-                         key=patient)  # fmt: skip
+    nothing = world.json(
+        "consent", "revoke", "--grantee", doctor.address, "--all-studies", key=patient
+    )
     assert nothing["result"] == "no_grant"
     assert world.json("consent", "list", "--grantee", doctor.address)["grants"] == []
 
-    bad_purpose = world.run("consent", "grant", "--grantee", doctor.address, "--all-studies",
-                            "--purpose", "SHOPPING", "--json", key=patient)  # fmt: skip
+    bad_purpose = world.run(
+        "consent",
+        "grant",
+        "--grantee",
+        doctor.address,
+        "--all-studies",
+        "--purpose",
+        "SHOPPING",
+        "--json",
+        key=patient,
+    )
     assert_error(bad_purpose, 2, "--purpose", "unknown purpose")
     bad_address = world.run("consent", "list", "--patient", "0x1234", "--json")
     assert_error(bad_address, 2, "--patient is not an address")

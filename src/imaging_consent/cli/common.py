@@ -364,24 +364,25 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_when(value: str, what: str, now: Callable[[], int]) -> int:
-    """A point in time as unix seconds: ``30d`` (from ``now()``), an ISO date or datetime.
+def parse_when(value: str, now: int | Callable[[], int], what: str) -> int:
+    """A point in time as unix seconds: ``30d`` (from now), an ISO date or datetime.
 
-    Durations take ``s``, ``m``, ``h``, ``d`` or ``w`` and count from ``now()``, which is called
-    only for a duration. An ISO date without a time means its start; a datetime without a
-    timezone is read as UTC.
+    Durations take ``s``, ``m``, ``h``, ``d`` or ``w`` and count from ``now`` (unix seconds, or
+    a function giving them, called only for a duration). An ISO date without a time means its
+    start; a datetime without a timezone is read as UTC.
 
     Args:
         value: What the user typed.
+        now: The current time, for durations.
         what: The option's name (``--expires``), for the message.
-        now: The current time (unix seconds), for durations.
 
     Raises:
         UsageProblem: If ``value`` is neither.
     """
     match = _DURATION.match(value)
     if match:
-        return now() + int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        start = now() if callable(now) else now
+        return start + int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

@@ -181,8 +181,8 @@ def _window(ws: Workspace, not_before: str | None, expires: str | None) -> tuple
         UsageProblem: If a time is malformed, the end is in the past or not after the start.
     """
     now = _clock(ws)
-    start = parse_when(not_before, "--not-before", now) if not_before else 0
-    end = parse_when(expires, "--expires", now) if expires else 0
+    start = parse_when(not_before, now, "--not-before") if not_before else 0
+    end = parse_when(expires, now, "--expires") if expires else 0
     if end and end <= time.time():
         raise UsageProblem(f"--expires {iso_utc(end)} is in the past")
     if end and end <= start:
@@ -382,14 +382,28 @@ def grant(
             old.purposes, old.identified, old.not_before, old.expires_at
         )
     if delegated:
-        receipt = client.grant_for(patient, target, scope, purposes, identified=identified,
-                                   not_before=start, expires_at=end)  # fmt: skip
+        receipt = client.grant_for(
+            patient,
+            target,
+            scope,
+            purposes,
+            identified=identified,
+            not_before=start,
+            expires_at=end,
+        )
     else:
-        receipt = client.grant(target, scope, purposes, identified=identified,
-                               not_before=start, expires_at=end)  # fmt: skip
+        receipt = client.grant(
+            target, scope, purposes, identified=identified, not_before=start, expires_at=end
+        )
     if json_out:
-        print_json({**document, "result": "replaced" if old else "granted",
-                    "tx_hash": receipt.tx_hash, "gas_used": receipt.gas_used})  # fmt: skip
+        print_json(
+            {
+                **document,
+                "result": "replaced" if old else "granted",
+                "tx_hash": receipt.tx_hash,
+                "gas_used": receipt.gas_used,
+            }
+        )
         return
     out_console.print(
         f"[green]granted[/] {', '.join(p.name for p in purposes)} "
@@ -423,10 +437,18 @@ def revoke(
     else:
         receipt = client.revoke(target, scope)
     if json_out:
-        print_json({"result": "revoked" if had else "no_grant", "patient": patient,
-                    "grantee": target, "scope": "0x" + scope.hex(),
-                    "all_studies": scope == ALL_STUDIES, "as_delegate": delegated,
-                    "tx_hash": receipt.tx_hash, "gas_used": receipt.gas_used})  # fmt: skip
+        print_json(
+            {
+                "result": "revoked" if had else "no_grant",
+                "patient": patient,
+                "grantee": target,
+                "scope": "0x" + scope.hex(),
+                "all_studies": scope == ALL_STUDIES,
+                "as_delegate": delegated,
+                "tx_hash": receipt.tx_hash,
+                "gas_used": receipt.gas_used,
+            }
+        )
         return
     what = "the grant" if had else "no grant was in place; outstanding signatures for the grant"
     out_console.print(
@@ -463,8 +485,14 @@ def delegate(
     if remove:
         receipt = client.remove_delegate(target)
         if json_out:
-            print_json({"result": "delegate_removed", "delegate": target,
-                        "tx_hash": receipt.tx_hash, "gas_used": receipt.gas_used})  # fmt: skip
+            print_json(
+                {
+                    "result": "delegate_removed",
+                    "delegate": target,
+                    "tx_hash": receipt.tx_hash,
+                    "gas_used": receipt.gas_used,
+                }
+            )
             return
         out_console.print(
             f"removed delegate {target}; every grant it made has stopped (tx {receipt.tx_hash})"
@@ -473,14 +501,21 @@ def delegate(
     if expires is None:
         raise UsageProblem("appointing a delegate needs --expires (a delegation always ends)")
     scope = None if study_key is None else parse_study_key(study_key)
-    end = parse_when(expires, "--expires", _clock(ws))
+    end = parse_when(expires, _clock(ws), "--expires")
     if end <= time.time():
         raise UsageProblem(f"--expires {iso_utc(end)} is in the past")
     receipt = client.set_delegate(target, expires_at=end, scope=scope)
     if json_out:
-        print_json({"result": "delegate_appointed", "delegate": target,
-                    "scope": "0x" + (scope or ALL_STUDIES).hex(), "expires_at": iso_utc(end),
-                    "tx_hash": receipt.tx_hash, "gas_used": receipt.gas_used})  # fmt: skip
+        print_json(
+            {
+                "result": "delegate_appointed",
+                "delegate": target,
+                "scope": "0x" + (scope or ALL_STUDIES).hex(),
+                "expires_at": iso_utc(end),
+                "tx_hash": receipt.tx_hash,
+                "gas_used": receipt.gas_used,
+            }
+        )
         return
     out_console.print(
         f"appointed delegate {target} for {scope_label(scope or ALL_STUDIES)} until "
@@ -579,21 +614,24 @@ def check(
         owner, target, None if scope == ALL_STUDIES else scope, wanted, identified=identified
     )
     if json_out:
-        print_json({
-            "permitted": decision.permitted,
-            "identified": decision.identified,
-            "reason": decision.reason,
-            "explanation": decision.explanation,
-            "patient": owner,
-            "grantee": target,
-            "study_key": "0x" + scope.hex(),
-            "purpose": wanted.name,
-            "decided_by": None if decision.scope is None else "0x" + decision.scope.hex(),
-            **_terms_doc(decision.purposes, decision.identified, decision.not_before,
-                         decision.expires_at),
-            "changed_at": _time_or_none(decision.changed_at),
-            "at": iso_utc(decision.at),
-        })  # fmt: skip
+        print_json(
+            {
+                "permitted": decision.permitted,
+                "identified": decision.identified,
+                "reason": decision.reason,
+                "explanation": decision.explanation,
+                "patient": owner,
+                "grantee": target,
+                "study_key": "0x" + scope.hex(),
+                "purpose": wanted.name,
+                "decided_by": None if decision.scope is None else "0x" + decision.scope.hex(),
+                **_terms_doc(
+                    decision.purposes, decision.identified, decision.not_before, decision.expires_at
+                ),
+                "changed_at": _time_or_none(decision.changed_at),
+                "at": iso_utc(decision.at),
+            }
+        )
     else:
         verdict = "[green]permitted[/]" if decision.permitted else "[red]not permitted[/]"
         out_console.print(
@@ -653,7 +691,7 @@ def sign(
     key = None if unsigned or patient is not None else ws.signer()
     owner = key.address if key is not None else address(str(patient), "--patient")
     target = _target(grantee, "--grantee", accept_unchecksummed, None if revoke_kind else owner)
-    due = parse_when(deadline, "--deadline", _clock(ws))
+    due = parse_when(deadline, _clock(ws), "--deadline")
     client = ConsentClient(ws.suite)
     if revoke_kind:
         signed = client.sign_revoke(owner, target, scope, deadline=due, key=key)
@@ -661,15 +699,31 @@ def sign(
         purposes = _purposes(purpose)
         start, end = _window(ws, not_before, expires)
         _check_registered(client, owner, scope, force)
-        signed = client.sign_grant(owner, target, scope, purposes, identified=identified,
-                                   not_before=start, expires_at=end, deadline=due,
-                                   key=key)  # fmt: skip
+        signed = client.sign_grant(
+            owner,
+            target,
+            scope,
+            purposes,
+            identified=identified,
+            not_before=start,
+            expires_at=end,
+            deadline=due,
+            key=key,
+        )
     save_signed_consent(signed, out)
     if json_out:
-        print_json({"kind": signed.kind, "patient": owner, "grantee": target,
-                    "scope": "0x" + scope.hex(), "signed": signed.signature is not None,
-                    "issued_at": iso_utc(signed.issued_at), "deadline": iso_utc(signed.deadline),
-                    "file": str(out)})  # fmt: skip
+        print_json(
+            {
+                "kind": signed.kind,
+                "patient": owner,
+                "grantee": target,
+                "scope": "0x" + scope.hex(),
+                "signed": signed.signature is not None,
+                "issued_at": iso_utc(signed.issued_at),
+                "deadline": iso_utc(signed.deadline),
+                "file": str(out),
+            }
+        )
         return
     state = "signed" if signed.signature else "unsigned (sign it with eth_signTypedData_v4)"
     out_console.print(
@@ -707,14 +761,23 @@ def relay(
     else:
         receipt = client.relay_cancel(signed)
     slot = ws.suite.consent.get_grant(
-        signed.patient, address(signed.message["grantee"], "grantee"),
+        signed.patient,
+        address(signed.message["grantee"], "grantee"),
         parse_study_key(signed.message["scope"]),
-    )  # fmt: skip
+    )
     applied = slot.issued_at == signed.issued_at
     if json_out:
-        print_json({"kind": signed.kind, "patient": signed.patient, "applied": applied,
-                    "issued_at": iso_utc(signed.issued_at), "tx_hash": receipt.tx_hash,
-                    "gas_used": receipt.gas_used, "sent_by": receipt.sender})  # fmt: skip
+        print_json(
+            {
+                "kind": signed.kind,
+                "patient": signed.patient,
+                "applied": applied,
+                "issued_at": iso_utc(signed.issued_at),
+                "tx_hash": receipt.tx_hash,
+                "gas_used": receipt.gas_used,
+                "sent_by": receipt.sender,
+            }
+        )
         return
     if not applied:
         out_console.print(
