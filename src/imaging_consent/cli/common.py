@@ -43,7 +43,7 @@ from imaging_consent.consent.inputs import parse_address
 from imaging_consent.contracts.deployment import Suite, load, sender_for
 from imaging_consent.contracts.manifest import manifest_path
 from imaging_consent.dicom import SitePepper, load_pepper
-from imaging_consent.errors import ImagingConsentError, SignerError
+from imaging_consent.errors import ImagingConsentError, InvalidAddressError, SignerError
 
 __all__ = [
     "AllowInsecureRpcOpt",
@@ -72,8 +72,9 @@ __all__ = [
 
 def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    # Off a terminal (pipes, tests, CI) rich would wrap at 80 columns and cut addresses short.
-    width = None if stream.isatty() else 200
+    # Off a terminal (pipes, tests, CI) rich would wrap at 80 columns and cut addresses short;
+    # COLUMNS, when set, still says how wide the reader is.
+    width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 200
     # soft_wrap: messages are never hard-wrapped (commands stay copy-pastable); tables still fit.
     return Console(stderr=stderr, highlight=False, width=width, soft_wrap=True)
 
@@ -318,13 +319,29 @@ class Workspace:
 # --- parsing ----------------------------------------------------------------------------------
 
 
-def address(value: str, what: str = "address") -> ChecksumAddress:
+def address(
+    value: str, what: str = "address", *, checksum_flag: str | None = None
+) -> ChecksumAddress:
     """``value`` as a checksummed address (a mixed-case one must match its EIP-55 checksum).
 
+    Args:
+        value: The address as typed.
+        what: The option or argument it came from, for the message (``--grantee``).
+        checksum_flag: If given, an address without a checksum (all lower or upper case) is
+            refused unless the user passed this flag (the caller then omits it); the message
+            names it.
+
     Raises:
-        InvalidAddressError: If it is not a 20-byte hex address, or its checksum is wrong.
+        UsageProblem: If it is not a 20-byte hex address, its checksum is wrong, or it has
+            none and ``checksum_flag`` is given (exit code 2).
     """
-    return parse_address(value.strip(), what)
+    try:
+        return parse_address(value.strip(), what, require_checksum=checksum_flag is not None)
+    except InvalidAddressError as exc:
+        hint = (
+            f" (or pass {checksum_flag} if you have checked it)" if "no EIP-55" in str(exc) else ""
+        )
+        raise UsageProblem(f"{exc}{hint}") from None
 
 
 def parse_study_key(value: str) -> bytes:
@@ -347,18 +364,25 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_when(value: str, now: int, what: str) -> int:
-    """A point in time as unix seconds: ``30d`` (from ``now``), an ISO date or datetime.
+def parse_when(value: str, now: int | Callable[[], int], what: str) -> int:
+    """A point in time as unix seconds: ``30d`` (from now), an ISO date or datetime.
 
-    Durations take ``s``, ``m``, ``h``, ``d`` or ``w``. An ISO date without a time means its
+    Durations take ``s``, ``m``, ``h``, ``d`` or ``w`` and count from ``now`` (unix seconds, or
+    a function giving them, called only for a duration). An ISO date without a time means its
     start; a datetime without a timezone is read as UTC.
+
+    Args:
+        value: What the user typed.
+        now: The current time, for durations.
+        what: The option's name (``--expires``), for the message.
 
     Raises:
         UsageProblem: If ``value`` is neither.
     """
     match = _DURATION.match(value)
     if match:
-        return now + int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        start = now() if callable(now) else now
+        return start + int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

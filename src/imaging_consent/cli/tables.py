@@ -10,11 +10,20 @@ from datetime import datetime, timezone
 from rich.table import Table
 
 from imaging_consent.access_log import AccessEvent, access_history
-from imaging_consent.cli.common import address
+from imaging_consent.cli.common import address, iso_utc
 from imaging_consent.consent import ALL_STUDIES, ConsentClient, ConsentEvent, Grant
 from imaging_consent.contracts.deployment import Suite
 
-__all__ = ["audit_tables", "grants_table", "scope_label", "short", "when"]
+__all__ = [
+    "audit_tables",
+    "grant_status",
+    "grant_window",
+    "grants_table",
+    "record_blocks",
+    "scope_label",
+    "short",
+    "when",
+]
 
 
 def short(value: bytes | str, digits: int = 10) -> str:
@@ -33,28 +42,64 @@ def scope_label(scope: bytes) -> str:
     return "all studies" if scope == ALL_STUDIES else "0x" + scope.hex()
 
 
-def grants_table(grants: tuple[Grant, ...], now: int, title: str) -> Table:
-    """A table of grants, marking expired and not-yet-valid ones."""
+def grant_status(grant: Grant, now: int) -> str:
+    """``active``, ``not yet valid`` or ``expired`` at unix second ``now``."""
+    if grant.is_active(now):
+        return "active"
+    return "not yet valid" if now < grant.not_before else "expired"
+
+
+def grant_window(not_before: int, expires_at: int) -> str:
+    """A grant's window in ISO 8601 UTC: ``now → no expiry``, ``2027-01-01T00:00:00Z → ...``."""
+    start = iso_utc(not_before) if not_before else "now"
+    return f"{start} → {iso_utc(expires_at) if expires_at else 'no expiry'}"
+
+
+def record_blocks(title: str, records: list[list[tuple[str, str]]]) -> Table:
+    """The narrow layout (below 100 columns): one block of ``field  value`` lines per record.
+
+    Values are never cut: one that does not fit folds onto the next line.
+    """
+    table = Table(title=title, show_header=False, box=None, padding=(0, 1))
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for number, record in enumerate(records):
+        if number:
+            table.add_row("", "")
+        for field, value in record:
+            table.add_row(field, value)
+    return table
+
+
+def grants_table(grants: tuple[Grant, ...], now: int, title: str, *, narrow: bool = False) -> Table:
+    """A table of grants, full addresses and keys, marking expired and not-yet-valid ones.
+
+    Args:
+        grants: The grants.
+        now: Unix second to judge them at (the latest block's time).
+        title: The table's title.
+        narrow: One block per grant (for fewer than 100 columns) instead of one row.
+    """
+    colour = {"active": "green", "not yet valid": "yellow", "expired": "red"}
+    rows = [
+        [
+            ("patient", grant.patient),
+            ("grantee", grant.grantee),
+            ("scope", scope_label(grant.scope)),
+            ("purposes", ", ".join(p.name for p in sorted(grant.purposes, key=lambda p: p.value))),
+            ("data", "identified" if grant.identified else "de-identified"),
+            ("valid", grant_window(grant.not_before, grant.expires_at)),
+            ("status", f"[{colour[grant_status(grant, now)]}]{grant_status(grant, now)}[/]"),
+        ]
+        for grant in grants
+    ]
+    if narrow:
+        return record_blocks(title, rows)
     table = Table(title=title)
     for column in ("patient", "grantee", "scope", "purposes", "data", "valid", "status"):
-        table.add_column(column)
-    for grant in grants:
-        start = when(grant.not_before) if grant.not_before else "now"
-        end = when(grant.expires_at) if grant.expires_at else "no expiry"
-        status = (
-            "[green]active[/]"
-            if grant.is_active(now)
-            else ("[yellow]not yet valid[/]" if now < grant.not_before else "[red]expired[/]")
-        )
-        table.add_row(
-            grant.patient,
-            grant.grantee,
-            scope_label(grant.scope) if grant.all_studies else short(grant.scope, 16),
-            ", ".join(p.name for p in sorted(grant.purposes, key=lambda p: p.value)),
-            "identified" if grant.identified else "de-identified",
-            f"{start} → {end}",
-            status,
-        )
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(value for _, value in row))
     return table
 
 
@@ -86,30 +131,34 @@ def _access_row(event: AccessEvent) -> tuple[int, int, list[str]]:
 
 
 def _consent_row(event: ConsentEvent) -> tuple[int, int, list[str]]:
+    why = ""
     if event.kind == "granted":
         why = ", ".join(p.name for p in sorted(event.purposes, key=lambda p: p.value))
         why += " identified" if event.identified else " de-identified"
         if event.expires_at:
-            why += f" until {when(event.expires_at)}"
-        what, outcome = "consent granted", "[green]granted[/]"
-    elif event.kind == "revoked":
-        why, what, outcome = "", "consent revoked", "[yellow]revoked[/]"
-    else:
-        why = "delegate"
-        what = "delegate set"
-        outcome = "appointed" if event.allowed else "removed"
+            why += f" until {iso_utc(event.expires_at)}"
+    elif event.kind == "delegate_set" and event.allowed:
+        why = f"until {iso_utc(event.expires_at)}"
+    if event.via != "patient":
+        why = f"{why} (by {event.acted_by})".strip()
+    outcome = {
+        "consent granted": "[green]granted[/]",
+        "consent revoked": "[yellow]revoked[/]",
+        "delegate appointed": "appointed",
+        "delegate removed": "removed",
+    }.get(event.label, event.kind)
     return (
         event.block_number,
         event.log_index,
         [
-            when(event.timestamp),
-            what,
+            iso_utc(event.timestamp),
+            event.label,
             event.grantee,
-            scope_label(event.scope) if event.scope == bytes(32) else short(event.scope, 12),
+            scope_label(event.scope),
             why,
             outcome,
             "",
-            short(event.tx_hash, 10),
+            event.tx_hash,
         ],
     )
 

@@ -6,6 +6,7 @@ from imaging_consent.consent.client import (
     Permission,
     Timestamp,
 )
+from imaging_consent.consent.explain import Decision, explain
 from imaging_consent.consent.history import (
     ALL_STUDIES,
     ConsentEvent,
@@ -21,12 +22,14 @@ __all__ = [
     "DEFAULT_SIGNATURE_LIFETIME",
     "ConsentClient",
     "ConsentEvent",
+    "Decision",
     "Grant",
     "GrantHistory",
     "Permission",
     "Purpose",
     "SignedConsent",
     "Timestamp",
+    "explain",
     "grant_history",
     "purposes_from_mask",
     "purposes_mask",

@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 
 from imaging_consent.chain import TransactionReceipt, TransactionSender
-from imaging_consent.chain.logs import DEFAULT_PAGE
+from imaging_consent.chain.logs import DEFAULT_PAGE, fetch_logs
+from imaging_consent.consent.explain import Decision, explain
 from imaging_consent.consent.history import Grant, GrantHistory, grant_history
 from imaging_consent.consent.inputs import (
     Timestamp,
@@ -37,6 +39,7 @@ from imaging_consent.errors import (
     InvalidGrantError,
     InvalidTimestampError,
     ReadOnlyClientError,
+    StudyNotRegisteredError,
     TransactionRevertedError,
 )
 
@@ -261,6 +264,59 @@ class ConsentClient(SignedConsents):
             terms.not_before,
             terms.expires_at,
         )
+
+    def explain(
+        self,
+        patient: str,
+        grantee: str,
+        study_key: bytes | None,
+        purpose: Purpose | str,
+        *,
+        identified: bool = False,
+    ) -> Decision:
+        """As :meth:`is_permitted`, with the reason: which grant decided, or why none did.
+
+        See :func:`imaging_consent.consent.explain.explain`.
+
+        Raises:
+            InvalidAddressError: If an address is malformed.
+            UnknownPurposeError: If ``purpose`` is unknown.
+            ChainUnavailableError: If the chain cannot be reached.
+        """
+        return explain(self.suite, patient, grantee, study_key, purpose, identified=identified)
+
+    def registered_sites(
+        self, patient: str, study_key: bytes, *, page: int = DEFAULT_PAGE
+    ) -> tuple[ChecksumAddress, ...]:
+        """The sites holding a study under ``study_key`` whose patient is ``patient`` now.
+
+        A study key is namespaced by site, so the same key may be registered by several sites;
+        this reads every ``StudyRegistered`` event for the key, then each site's current record
+        (so corrected and retired studies count as they are now).
+
+        Raises:
+            InvalidAddressError: If ``patient`` is malformed.
+            InvalidGrantError: If ``study_key`` is not 32 bytes.
+            LogQueryError: If the node refuses the log query.
+            ChainUnavailableError: If the chain cannot be reached.
+        """
+        owner, key = parse_address(patient, "patient"), parse_scope(study_key)
+        studies = self.suite.studies
+        logs = fetch_logs(
+            self.suite.session,
+            studies.events.StudyRegistered,
+            {"studyKey": key},
+            self.suite.manifest.block_number,
+            page=page,
+        )
+        found: list[ChecksumAddress] = []
+        for site in dict.fromkeys(Web3.to_checksum_address(log["args"]["site"]) for log in logs):
+            try:
+                if studies.study(site, key).patient == owner:
+                    found.append(site)
+            except StudyNotRegisteredError:  # retired since
+                continue
+        return tuple(found)
 
     def grants_of(self, patient: str, *, page: int = DEFAULT_PAGE) -> GrantHistory:
         """The patient's stored grants and full history (incl. delegate changes), from events.

@@ -104,6 +104,25 @@ class ConsentEvent:
     via: Via = "patient"
     actor: ChecksumAddress | None = None
 
+    @property
+    def label(self) -> str:
+        """What happened, in words: ``consent granted``, ``delegate appointed``, ..."""
+        if self.kind == "delegate_set":
+            return "delegate appointed" if self.allowed else "delegate removed"
+        return {
+            "granted": "consent granted",
+            "revoked": "consent revoked",
+            "excluded": "study excluded",
+            "included": "exclusion lifted",
+        }[self.kind]
+
+    @property
+    def acted_by(self) -> str:
+        """Who made the change: ``patient``, ``delegate 0x...`` or ``signature relayed``."""
+        if self.via == "delegate":
+            return f"delegate {self.actor}"
+        return "patient (signature, relayed)" if self.via == "signature" else "patient"
+
 
 @dataclass(frozen=True, slots=True)
 class GrantHistory:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timezone
 
 from eth_typing import ChecksumAddress
 from web3 import Web3
@@ -13,6 +13,7 @@ from imaging_consent.errors import InvalidAddressError, InvalidGrantError, Inval
 
 __all__ = [
     "Timestamp",
+    "iso_time",
     "parse_address",
     "parse_grantee",
     "parse_scope",
@@ -27,28 +28,45 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 Timestamp = int | datetime
 
 
+def iso_time(timestamp: int) -> str:
+    """Unix seconds as ISO 8601 in UTC (``2027-01-31T12:00:00Z``), as errors name times."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 @functools.lru_cache(maxsize=4096)
-def _checksummed(value: str) -> ChecksumAddress:
-    """The EIP-55 form of ``value``; a mixed-case ``value`` must already be exactly it."""
+def _checksummed(value: str) -> tuple[ChecksumAddress, bool]:
+    """The EIP-55 form of ``value``, and whether ``value`` carried a checksum (mixed case).
+
+    A mixed-case ``value`` must already be exactly the EIP-55 form.
+    """
     address = Web3.to_checksum_address(value)
     digits = value[2:] if value[:2] in ("0x", "0X") else value
-    if digits != digits.lower() and digits != digits.upper() and digits != address[2:]:
+    single_case = digits in (digits.lower(), digits.upper())
+    if not single_case and digits != address[2:]:
         raise ValueError("EIP-55 checksum mismatch")
-    return address
+    # Digits alone (no letters) are their own checksum: nothing could have been mistyped in case.
+    return address, not single_case or digits == address[2:]
 
 
-def parse_address(value: str, what: str) -> ChecksumAddress:
+def parse_address(value: str, what: str, *, require_checksum: bool = False) -> ChecksumAddress:
     """``value`` as a checksummed address.
 
     A mixed-case address must match its EIP-55 checksum: one mistyped character is refused,
-    never silently accepted as some other account.
+    never silently accepted as some other account. An all-lower or all-upper case address has
+    no checksum, so a typo in it cannot be caught: with ``require_checksum`` it is refused too
+    (use it wherever a typo would give something away: grants, delegations, roles).
+
+    Args:
+        value: The address text (``0x`` and 40 hex digits).
+        what: What it is, for the error message (``"grantee"``, ``"--grantee"``).
+        require_checksum: Refuse an address without a checksum (all lower or upper case).
 
     Raises:
-        InvalidAddressError: If ``value`` is not an address, or its mixed case does not match
-            its checksum.
+        InvalidAddressError: If ``value`` is not an address, its mixed case does not match its
+            checksum, or (with ``require_checksum``) it has no checksum.
     """
     try:
-        return _checksummed(value)
+        address, checked = _checksummed(value)
     except (ValueError, TypeError) as exc:
         if "checksum" in str(exc):
             raise InvalidAddressError(
@@ -56,6 +74,13 @@ def parse_address(value: str, what: str) -> ChecksumAddress:
                 "(a mistyped character?)"
             ) from None
         raise InvalidAddressError(f"{what} is not an address: {value!r}") from None
+    if require_checksum and not checked:
+        raise InvalidAddressError(
+            f"{what} has no EIP-55 checksum (it is all lower or all upper case), so a "
+            "mistyped character cannot be caught; give the address in mixed case, as its "
+            "owner's wallet shows it"
+        )
+    return address
 
 
 def parse_grantee(value: str, patient: str | None = None) -> ChecksumAddress:
@@ -98,7 +123,7 @@ def parse_seconds(value: Timestamp, what: str) -> int:
     else:
         raise InvalidTimestampError(f"{what} must be unix seconds or an aware datetime")
     if not 0 <= seconds <= _UINT48_MAX:
-        raise InvalidTimestampError(f"{what} {seconds} is outside 0..2**48-1")
+        raise InvalidTimestampError(f"{what} ({seconds} unix seconds) is outside 0..2**48-1")
     return seconds
 
 
@@ -106,6 +131,7 @@ def parse_window(not_before: Timestamp, expires_at: Timestamp) -> tuple[int, int
     start, end = parse_seconds(not_before, "not_before"), parse_seconds(expires_at, "expires_at")
     if end != 0 and end <= start:
         raise InvalidGrantError(
-            f"invalid validity window: expires_at {end} must be after not_before {start}"
+            f"invalid validity window: expires_at {iso_time(end)} must be after "
+            f"not_before {iso_time(start)}"
         )
     return start, end

@@ -21,6 +21,7 @@ from imaging_consent.chain import TransactionReceipt
 from imaging_consent.chain.keys import write_private_file
 from imaging_consent.consent.inputs import (
     Timestamp,
+    iso_time,
     parse_address,
     parse_grantee,
     parse_scope,
@@ -310,8 +311,8 @@ class SignedConsents:
         latest = self._latest_time()
         if latest > signed.deadline:
             raise SignatureExpiredError(
-                f"the signed {kind} expired: its deadline {signed.deadline} is before the "
-                f"latest block time {latest}; ask the patient to sign again"
+                f"the signed {kind} expired: its deadline {iso_time(signed.deadline)} is before "
+                f"the latest block time {iso_time(latest)}; ask the patient to sign again"
             )
         if signed.deadline - signed.issued_at > MAX_SIGNATURE_LIFETIME:
             raise InvalidSignatureError(
@@ -319,8 +320,8 @@ class SignedConsents:
             )
         if signed.issued_at > latest:
             raise InvalidSignatureError(
-                f"the signed {kind} is issued at {signed.issued_at}, after the latest block "
-                f"time {latest}; relay it once the chain has reached that time"
+                f"the signed {kind} is issued at {iso_time(signed.issued_at)}, after the latest "
+                f"block time {iso_time(latest)}; relay it once the chain has reached that time"
             )
         if kind == "grant":
             current = self._registry.get_grant(
@@ -328,8 +329,9 @@ class SignedConsents:
             )
             if signed.issued_at <= current.issued_at:
                 raise SupersededSignatureError(
-                    f"the signed grant (issued {signed.issued_at}) is superseded: the grant "
-                    f"changed at {current.issued_at}, or this signature was used or cancelled"
+                    f"the signed grant (issued {iso_time(signed.issued_at)}) is superseded: the "
+                    f"grant changed at {iso_time(current.issued_at)} (a newer or same-second "
+                    "change wins), or this signature was used or cancelled"
                 )
         if not self._has_code(patient):
             signer = recover_signer(signed.typed_data, signed.signature or b"")
