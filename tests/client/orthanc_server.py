@@ -7,7 +7,8 @@ Each server gets its own folder (config JSON, storage, log), a free loopback HTT
 DICOM port, ``RemoteAccessAllowed`` false (Orthanc binds every interface but answers loopback
 only), no DICOM peer allowed to store, echo, find or move, and HTTP basic authentication **on**,
 with a user ``tester`` and a random password (so the credential path of the store is what every
-test exercises). It is stopped (terminate, wait, kill) when the ``with`` block or the fixture
+test exercises). Storage is uncompressed and Orthanc's in-memory file cache is off, so a test
+can alter a stored file in place and Orthanc serves the altered bytes. It is stopped (terminate, wait, kill) when the ``with`` block or the fixture
 ends, even when the test fails.
 
 Import the fixture into a test module by name (``from orthanc_server import orthanc``), or use
@@ -124,7 +125,8 @@ def _config(folder: Path, http_port: int, dicom_port: int, password: str) -> dic
         "Name": "imaging-consent-test",
         "StorageDirectory": str(storage),
         "IndexDirectory": str(storage),
-        "StorageCompression": False,  # tests alter stored files in place
+        "StorageCompression": False,  # tests alter stored files in place...
+        "MaximumStorageCacheSize": 0,  # ...and Orthanc must serve them from disk, not memory
         "HttpPort": http_port,
         "DicomPort": dicom_port,
         "RemoteAccessAllowed": False,
