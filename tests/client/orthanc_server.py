@@ -8,8 +8,8 @@ DICOM port, ``RemoteAccessAllowed`` false (Orthanc binds every interface but ans
 only), no DICOM peer allowed to store, echo, find or move, and HTTP basic authentication **on**,
 with a user ``tester`` and a random password (so the credential path of the store is what every
 test exercises). Storage is uncompressed and Orthanc's in-memory file cache is off, so a test
-can alter a stored file in place and Orthanc serves the altered bytes. It is stopped (terminate, wait, kill) when the ``with`` block or the fixture
-ends, even when the test fails.
+can alter a stored file in place and Orthanc serves the altered bytes. It is stopped (terminate,
+wait, kill) when the ``with`` block or the fixture ends, even when the test fails.
 
 Import the fixture into a test module by name (``from orthanc_server import orthanc``), or use
 :func:`running_orthanc` directly.
