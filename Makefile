@@ -20,7 +20,7 @@ SOLC := .solcx/solc-v$(SOLC_VERSION)
 SOURCES := $(wildcard contracts/*.sol contracts/*/*.sol interfaces/*.sol) brownie-config.yaml
 COMPILED := build/.compiled
 
-.PHONY: install compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
+.PHONY: install orthanc compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
 
 install: $(INSTALLED_PY) $(INSTALLED_NODE) $(SOLC)
 
@@ -83,7 +83,21 @@ test: slither
 test-contracts: $(COMPILED)
 	$(BIN)/brownie test tests/contracts --network $(NETWORK)
 
-test-client: $(COMPILED)
+# Orthanc and its DICOMweb plugin (Debian packages), for the Orthanc store's tests: installed
+# when missing (as root; `apt-get update` first if the install fails). The test fixtures start
+# and stop their own servers on free loopback ports (tests/client/orthanc_server.py).
+ORTHANC_PLUGIN := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
+orthanc:
+	@if { command -v Orthanc || test -x /usr/sbin/Orthanc; } >/dev/null && test -f $(ORTHANC_PLUGIN); then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "Orthanc is missing: run 'apt-get install -y orthanc orthanc-dicomweb' as root" >&2; \
+		exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q orthanc orthanc-dicomweb \
+		|| { apt-get update -q && apt-get install -y -q orthanc orthanc-dicomweb; }
+
+test-client: $(COMPILED) orthanc
 	$(BIN)/python -m pytest -p no:pytest-brownie tests/client
 
 test: lint typecheck test-contracts test-client

@@ -274,6 +274,26 @@ class StaleIndexError(StoreError):
     """A file changed or vanished since the store indexed it; refresh the index."""
 
 
+class StoreUnavailableError(StoreError, ConnectionError):
+    """A store server (Orthanc) could not be reached, timed out, or answered with nonsense.
+
+    The message names the server's URL without credentials.
+    """
+
+
+class StoreAuthError(StoreError, PermissionError):
+    """A store server refused the credentials (HTTP 401) or the access (HTTP 403)."""
+
+
+class InsecureStoreEndpointError(StoreError, ValueError):
+    """A store server that is not on this machine was given over plain ``http://``.
+
+    Whoever is on the path could read the images and substitute others (which the content
+    root would catch, but only after the images had crossed the network in the clear).
+    Loopback addresses are always allowed.
+    """
+
+
 # --- release -----------------------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ node's answers decide releases, so anyone on the path could forge them. A remote
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConf
 from web3.types import RPCEndpoint
 
 from imaging_consent.errors import ChainUnavailableError, InsecureEndpointError, WrongChainError
+from imaging_consent.net import is_loopback_host, is_plain_http_to_remote, redact_url
 
 __all__ = [
     "IMMUTABLE_RPC_METHODS",
@@ -74,35 +74,6 @@ class ChainSession:
     chain_id: int
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` without credentials, query or fragment, for messages and logs.
-
-    Hosted endpoints often carry an API key in the path or query; only scheme, host, port and
-    the first path segment are kept.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    path = parts.path if parts.path.count("/") <= 1 and len(parts.path) <= 16 else "/..."
-    return f"{parts.scheme}://{netloc}{path}"
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` (a URL's host name, without brackets) names this machine's loopback.
-
-    True for ``localhost`` (any case, with or without the final dot), ``127.0.0.0/8``, ``::1``
-    and IPv4-mapped loopback. Other names are not resolved: a name could resolve elsewhere.
-    """
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
-
-
 def check_rpc_url(rpc_url: str, *, allow_insecure_http: bool = False) -> None:
     """Refuse a URL that is not HTTP(S), or plain HTTP to a node that is not on loopback.
 
@@ -115,11 +86,7 @@ def check_rpc_url(rpc_url: str, *, allow_insecure_http: bool = False) -> None:
     shown = redact_url(rpc_url)
     if parts.scheme not in ("http", "https"):
         raise ChainUnavailableError(f"unsupported RPC URL {shown}: expected http:// or https://")
-    if (
-        parts.scheme == "http"
-        and not allow_insecure_http
-        and not is_loopback_host(parts.hostname or "")
-    ):
+    if not allow_insecure_http and is_plain_http_to_remote(rpc_url):
         raise InsecureEndpointError(
             f"refusing plain-HTTP RPC URL {shown}: a node that is not on this machine must be "
             "reached over https://, since its answers could be forged in transit; to accept it "

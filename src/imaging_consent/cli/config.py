@@ -7,6 +7,7 @@ config file, the default. The config file is TOML with flat keys (all optional):
     manifest = "deployments/1337.json"       # relative paths are relative to the config file
     keystore = "keys/patient.json"            # a keystore file, never a key
     store = "studies"                         # the site's DICOM folder (site register, fetch)
+    orthanc = "https://pacs.example:8042"     # or an Orthanc server (site register)
     site_pepper_file = "site-pepper"          # the site pepper file (mode 0600), never the pepper
     allow_insecure_rpc = false                # accept http:// to a node not on loopback
 
@@ -48,6 +49,7 @@ ENV: Mapping[str, str] = {
     "manifest": "IMAGING_CONSENT_MANIFEST",
     "keystore": "IMAGING_CONSENT_KEYSTORE",
     "store": "IMAGING_CONSENT_STORE",
+    "orthanc": "IMAGING_CONSENT_ORTHANC_URL",
     "site_pepper_file": "IMAGING_CONSENT_SITE_PEPPER_FILE",
     "allow_insecure_rpc": "IMAGING_CONSENT_ALLOW_INSECURE_RPC",
 }
@@ -147,6 +149,7 @@ class Config:
         manifest: The manifest path, or None for ``deployments/<chainId>.json``.
         keystore: The keystore file to sign with, or None (then IMAGING_CONSENT_PRIVATE_KEY).
         store: The site's DICOM folder, or None.
+        orthanc: The base URL of the site's Orthanc server, or None.
         site_pepper_file: The site pepper file, or None (then IMAGING_CONSENT_SITE_PEPPER).
         allow_insecure_rpc: Accept a plain ``http://`` RPC URL to a node not on loopback.
         config_file: The config file read, if any.
@@ -157,6 +160,7 @@ class Config:
     manifest: Path | None = None
     keystore: Path | None = None
     store: Path | None = None
+    orthanc: str | None = None
     site_pepper_file: Path | None = None
     allow_insecure_rpc: bool = False
     config_file: Path | None = None
@@ -189,6 +193,7 @@ class Config:
             "manifest": manifest,
             "keystore": keystore,
             "store": store,
+            "orthanc": None,
             "site_pepper_file": None,
             "allow_insecure_rpc": None if allow_insecure_rpc is None else str(allow_insecure_rpc),
         }
@@ -215,6 +220,7 @@ class Config:
             manifest=as_path("manifest"),
             keystore=as_path("keystore"),
             store=as_path("store"),
+            orthanc=values["orthanc"],
             site_pepper_file=as_path("site_pepper_file"),
             allow_insecure_rpc=_flag(values["allow_insecure_rpc"], ENV["allow_insecure_rpc"]),
             config_file=path,

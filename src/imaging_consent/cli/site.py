@@ -21,6 +21,7 @@ from imaging_consent.cli.common import (
     progress,
     with_workspace,
 )
+from imaging_consent.cli.stores import OrthancOpt, report_orthanc_skipped, site_store, store_label
 from imaging_consent.cli.tables import short
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.provenance import register_study
@@ -72,8 +73,12 @@ class Role(str, enum.Enum):
 @with_workspace()
 def register(
     ws: Workspace,
-    path: Annotated[Path, typer.Argument(help="Folder of DICOM files (searched recursively).")],
     patient: Annotated[str, typer.Option("--patient", help="The patient's wallet address.")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Folder of DICOM files (searched recursively); or use --orthanc."),
+    ] = None,
+    orthanc: OrthancOpt = None,
     study: Annotated[
         list[str] | None,
         typer.Option("--study", help="Register only this Study Instance UID. Repeatable."),
@@ -91,7 +96,8 @@ def register(
         ),
     ] = False,
 ) -> None:
-    """Register (or update) every study in a folder for one patient (needs SITE_ROLE).
+    """Register (or update) every study in a folder or an Orthanc server for one patient
+    (needs SITE_ROLE).
 
     The site pepper comes from IMAGING_CONSENT_SITE_PEPPER_FILE (a mode-0600 file) or
     IMAGING_CONSENT_SITE_PEPPER; it never leaves this process. Study UIDs stay off screen
@@ -107,7 +113,7 @@ def register(
         def on_file(done: int, total: int, _path: object) -> None:
             bar.update(task, completed=done, total=total)
 
-        store = FolderStore(path, progress=on_file)
+        store = site_store(ws, path, orthanc, on_file)
         uids = study or store.studies()
         bar.update(task, description="registering studies", completed=0, total=len(uids))
         results = []
@@ -128,9 +134,12 @@ def register(
             result.action.value,
         )
     out_console.print(table)
-    _report_skipped(store, show_skipped)
+    if isinstance(store, FolderStore):
+        _report_skipped(store, show_skipped)
+    else:
+        report_orthanc_skipped(store)
     if not results:
-        err_console.print(f"[yellow]no DICOM studies found in {path}[/]")
+        err_console.print(f"[yellow]no DICOM studies found in {store_label(store)}[/]")
 
 
 def _report_skipped(store: FolderStore, listed: bool) -> None:

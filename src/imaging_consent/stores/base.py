@@ -3,8 +3,8 @@
 A store answers four questions: which studies it holds, which instances a study (or one of its
 series) has, what it knows of one instance, and the instance's Part 10 bytes as a seekable
 binary stream. Everything else, pixel hashing and de-identification included, happens in
-:mod:`imaging_consent.dicom` on those bytes, so a folder, an Orthanc server (DICOMweb WADO-RS,
-spooled to a temporary file) or anything else fits without changing the release code.
+:mod:`imaging_consent.dicom` on those bytes, so a folder, an Orthanc server (its REST API, one
+instance in memory at a time) or anything else fits without changing the release code.
 
 A store's metadata is an index, never evidence: the gate rehashes the bytes it is about to
 release and checks the SOP Instance UID inside them (see docs/ARCHITECTURE.md).
