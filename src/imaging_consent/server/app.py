@@ -110,6 +110,38 @@ def _release_headers(gateway: ImageGateway, release: Release) -> dict[str, str]:
     return headers
 
 
+def _principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The signed-in caller (``Authorization: Bearer <token>``).
+
+    Raises:
+        AuthenticationError: If the token is missing, expired, forged or for another server.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("sign in first: Authorization: Bearer <token> is missing")
+    auth: SiweAuth = request.app.state.auth
+    return auth.principal(token.strip())
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+PurposeHeader = Annotated[str | None, Header(alias=PURPOSE_HEADER)]
+AcceptHeader = Annotated[str | None, Header(alias="Accept")]
+
+
+def _retrieval_headers(
+    purpose: PurposeHeader = None,
+    accept: AcceptHeader = None,
+    signed: Annotated[str | None, Header(alias=break_glass.HEADER)] = None,
+    reason: Annotated[str | None, Header(alias=break_glass.REASON_HEADER)] = None,
+) -> RetrievalHeaders:
+    return RetrievalHeaders(purpose, accept, signed, reason)
+
+
+Headers = Annotated[RetrievalHeaders, Depends(_retrieval_headers)]
+
+
 def create_app(
     settings: ServerSettings,
     gateway: ImageGateway,
@@ -147,6 +179,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    app.state.auth = auth
     for kind, handler in HANDLERS.items():
         app.add_exception_handler(kind, handler)
     if settings.allowed_origins:
@@ -158,18 +191,6 @@ def create_app(
             allow_headers=_ALLOWED_HEADERS,
             expose_headers=_EXPOSED,
         )
-
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError("sign in first: Authorization: Bearer <token> is missing")
-        return auth.principal(token.strip())
-
-    Caller = Annotated[Principal, Depends(principal)]
-    Purpose_ = Annotated[str | None, Header(alias=PURPOSE_HEADER)]
-    Accept = Annotated[str | None, Header()]
-    BreakGlassHeader = Annotated[str | None, Header(alias=break_glass.HEADER)]
-    ReasonHeader = Annotated[str | None, Header(alias=break_glass.REASON_HEADER)]
 
     @app.post("/auth/nonce")
     def nonce() -> dict[str, Any]:
@@ -192,7 +213,7 @@ def create_app(
 
     @app.get("/dicom-web/studies")
     def search_studies(
-        request: Request, caller: Caller, purpose: Purpose_ = None, accept: Accept = None
+        request: Request, caller: Caller, purpose: PurposeHeader = None, accept: AcceptHeader = None
     ) -> JSONResponse:
         query = StudyQuery.parse(request.query_params)
         chosen = purpose_of_use(purpose)
@@ -204,8 +225,8 @@ def create_app(
         request: Request,
         study: str,
         caller: Caller,
-        purpose: Purpose_ = None,
-        accept: Accept = None,
+        purpose: PurposeHeader = None,
+        accept: AcceptHeader = None,
     ) -> JSONResponse:
         check_uid(study, "study")
         chosen = purpose_of_use(purpose)
@@ -219,8 +240,8 @@ def create_app(
         study: str,
         series: str,
         caller: Caller,
-        purpose: Purpose_ = None,
-        accept: Accept = None,
+        purpose: PurposeHeader = None,
+        accept: AcceptHeader = None,
     ) -> JSONResponse:
         check_uid(study, "study")
         check_uid(series, "series")
@@ -228,16 +249,6 @@ def create_app(
         json_accepted(accept)
         found = service.search_within(caller, chosen, study, series, request.query_params)
         return dicom_json(found)
-
-    def request_headers(
-        purpose: Purpose_ = None,
-        accept: Accept = None,
-        signed: BreakGlassHeader = None,
-        reason: ReasonHeader = None,
-    ) -> RetrievalHeaders:
-        return RetrievalHeaders(purpose, accept, signed, reason)
-
-    Headers = Annotated[RetrievalHeaders, Depends(request_headers)]
 
     def retrieve(
         caller: Principal,
