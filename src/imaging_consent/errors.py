@@ -335,3 +335,22 @@ class StudyPatientMismatchError(ReleaseError, ValueError):
 
 class ReleaseProofError(ReleaseError, ValueError):
     """A proof file (``proof.json``) of a release is missing, malformed or of another version."""
+
+
+# --- DICOMweb service --------------------------------------------------------------------------
+
+
+class ServiceError(ImagingConsentError):
+    """The DICOMweb service refused a request before it reached the release gate."""
+
+
+class AuthenticationError(ServiceError, PermissionError):
+    """A request's sign-in or token is missing, expired, forged, replayed or for another server."""
+
+
+class BadRequestError(ServiceError, ValueError):
+    """A request names a malformed UID or an unsupported query key or header value."""
+
+
+class NotAcceptableError(ServiceError, ValueError):
+    """A request accepts no media type (or transfer syntax) the service can answer with."""

@@ -172,6 +172,7 @@ class ImageGateway:
         purpose: Purpose | str,
         *,
         series_uid: str | None = None,
+        sop_instance_uid: str | None = None,
         break_glass: BreakGlass | None = None,
         destination: str | os.PathLike[str] | None = None,
     ) -> Release:
@@ -182,6 +183,8 @@ class ImageGateway:
             requester: The requester's address (authenticated by the caller).
             purpose: Purpose of use (a :class:`Purpose` or its code, e.g. ``"TREAT"``).
             series_uid: Release only this series (the whole study is still verified).
+            sop_instance_uid: Release only this instance (of the study, or of ``series_uid``;
+                the whole study is still verified).
             break_glass: An emergency access without consent: the requester's own signed
                 request (:meth:`break_glass_request`). Always sync, always identified,
                 recorded with purpose ETREAT; the reason stays at the site.
@@ -204,7 +207,7 @@ class ImageGateway:
                 this study and site, or has expired, or its request id was used before.
             BreakGlassLimitError: If the clinician has used up the break-glass window.
             IntegrityError: If the images do not match the content root or cannot be read.
-            StoreError: If the store does not have the study or series.
+            StoreError: If the store does not have the study, series or instance.
             DeidentificationError: If they cannot be de-identified safely (burned-in text that
                 cannot be ruled out, recognizable visual features).
             ChainUnavailableError: If the chain cannot be reached or answers unclearly.
@@ -235,7 +238,9 @@ class ImageGateway:
             )
         folder = ReleaseFolder(destination) if destination is not None else None
         try:
-            protocol, instances = self._verified(request, study_uid, series_uid, decision, folder)
+            protocol, instances = self._verified(
+                request, study_uid, (series_uid, sop_instance_uid), decision, folder
+            )
             log_tx = (
                 self.recorder.record_release(request)
                 if break_glass is None
@@ -311,17 +316,19 @@ class ImageGateway:
         self,
         request: AccessRequest,
         study_uid: str,
-        series_uid: str | None,
+        selection: tuple[str | None, str | None],
         decision: AccessDecision,
         folder: ReleaseFolder | None,
     ) -> tuple[ContentProtocol, tuple[ReleasedInstance, ...]]:
         master, rid = self._release_secret, request.request_id
         secret = None if decision.identified else release_secret(master, rid)
         stage = folder.stage if folder is not None else None
+        series_uid, sop_instance_uid = selection
         try:
             return verified_instances(
-                self.store, self.pepper, study_uid, series_uid, decision.content_root, secret, stage
-            )
+                self.store, self.pepper, study_uid, series_uid, decision.content_root, secret,
+                stage, sop_instance_uid,
+            )  # fmt: skip
         except (StoreError, DicomError, IntegrityError) as exc:
             self.recorder.record_refusal(request, type(exc).__name__)
             if isinstance(exc, IntegrityError) and exc.request_id is None:

@@ -20,6 +20,7 @@ import typer
 from rich.markup import escape
 
 from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, site
+from imaging_consent.cli import serve as serve_command
 from imaging_consent.cli.common import err_console, one_line
 from imaging_consent.errors import ImagingConsentError
 
@@ -46,6 +47,7 @@ app = typer.Typer(
 # its commands at the top level. The order here is the order of ``--help``.
 for module in (deploy, fetch, audit, demo, chain, site, consent):
     app.add_typer(module.app)
+app.add_typer(serve_command.app)
 
 
 def _fail(message: str, code: int = 1) -> int:

@@ -26,7 +26,7 @@ from imaging_consent.dicom import (
     study_key,
 )
 from imaging_consent.dicom.walk import ContentDigest, Walk, walk_dicom
-from imaging_consent.errors import DicomReadError, IntegrityError
+from imaging_consent.errors import DicomReadError, IntegrityError, UnknownInstanceError
 from imaging_consent.provenance.content import ContentProtocol, content_leaf
 from imaging_consent.provenance.merkle import MerkleTree
 from imaging_consent.provenance.released import ReleasedInstance
@@ -106,6 +106,7 @@ def verified_instances(
     content_root: bytes,
     deid_secret: bytes | None,
     stage: Stage | None = None,
+    sop_instance_uid: str | None = None,
 ) -> tuple[ContentProtocol, tuple[ReleasedInstance, ...]]:
     """Read a study's instances, check them against ``content_root``, de-identify if asked.
 
@@ -123,22 +124,19 @@ def verified_instances(
         deid_secret: De-identify with this secret (Annex E Basic Profile); None releases the
             files byte for byte.
         stage: Where each released file goes as soon as it is ready (else held in memory).
+        sop_instance_uid: Return only this instance (of the study, or of ``series_uid``).
 
     Returns:
         The content protocol the study verified under, and the instances to release.
 
     Raises:
-        StoreError: If the store does not have the study or series.
+        StoreError: If the store does not have the study, series or instance.
         IntegrityError: If a file is not sound DICOM, or the instances do not match
             ``content_root``.
         DeidentificationError: If an instance cannot be de-identified safely.
     """
     every = store.instances(study_uid)
-    wanted = (
-        {s.sop_instance_uid for s in store.instances(study_uid, series_uid)}
-        if series_uid is not None
-        else {s.sop_instance_uid for s in every}
-    )
+    wanted = _wanted(store, study_uid, series_uid, sop_instance_uid, every)
     total = len(every)
 
     def read_one(position: int) -> _Read:
@@ -183,6 +181,27 @@ def verified_instances(
         for r, leaf in zip(reads, leaves, strict=True)
         if r.released_uid is not None
     )
+
+
+def _wanted(
+    store: ImageStore,
+    study_uid: str,
+    series_uid: str | None,
+    sop_instance_uid: str | None,
+    every: list[InstanceRecord],
+) -> set[str]:
+    """The SOP Instance UIDs to release: the study's, one series', or one instance.
+
+    Raises:
+        StoreError: If the store does not have the series, or the selection that instance.
+    """
+    chosen = store.instances(study_uid, series_uid) if series_uid is not None else every
+    uids = {s.sop_instance_uid for s in chosen}
+    if sop_instance_uid is None:
+        return uids
+    if sop_instance_uid not in uids:
+        raise UnknownInstanceError("the study (or series) has no such instance")
+    return {sop_instance_uid}
 
 
 def _in_order(read_one: Callable[[int], _Read], total: int) -> Iterator[_Read]:

@@ -1,0 +1,138 @@
+"""``serve``: the release gate as a DICOMweb service (QIDO-RS, WADO-RS) behind Sign-In with
+Ethereum.
+
+The gateway key comes from ``--keystore`` / ``IMAGING_CONSENT_KEYSTORE`` or
+``IMAGING_CONSENT_PRIVATE_KEY``, never from a flag; the RPC URL, manifest, store and site pepper
+from the same option / environment / config-file chain as every command. The service's own
+settings are options with an environment variable each (``IMAGING_CONSENT_SERVE_*``).
+
+Uvicorn's access log is off: request paths carry study UIDs. Log lines follow the CLI's policy
+(``IMAGING_CONSENT_LOG_FILE``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from imaging_consent.cli.common import UsageProblem, Workspace, out_console, spinner, with_workspace
+from imaging_consent.cli.fetch import outbox_path
+from imaging_consent.gateway import ImageGateway, LogMode
+from imaging_consent.server import MAX_TOKEN_LIFETIME, ServerSettings, create_app
+from imaging_consent.stores import FolderStore, ImageStore
+
+__all__ = ["app", "open_store"]
+
+app = typer.Typer()
+
+_ENV = "IMAGING_CONSENT_SERVE_"
+
+
+def open_store(root: Path) -> ImageStore:
+    """The image store the service reads: the site's DICOM folder.
+
+    The one place a store is chosen: another backend (a PACS) is opened here.
+    """
+    return FolderStore(root)
+
+
+@app.command("serve")
+@with_workspace()
+def serve(
+    ws: Workspace,
+    host: Annotated[
+        str, typer.Option("--host", envvar=f"{_ENV}HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar=f"{_ENV}PORT", help="Port.")] = 8080,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar=f"{_ENV}PUBLIC_URL",
+            help="The origin apps reach the service at, which sign-in messages must name "
+            "(default http://HOST:PORT).",
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
+        ),
+    ] = None,
+    log_mode: Annotated[
+        LogMode,
+        typer.Option(
+            "--log-mode",
+            envvar=f"{_ENV}LOG_MODE",
+            help="sync: one transaction per access before the images leave; batched: the "
+            "outbox, anchored on a timer.",
+        ),
+    ] = LogMode.SYNC,
+    flush_interval: Annotated[
+        float,
+        typer.Option(
+            "--flush-interval",
+            envvar=f"{_ENV}FLUSH_INTERVAL",
+            help="Seconds between anchors of the outbox (and once at shutdown).",
+        ),
+    ] = 5.0,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            envvar=f"{_ENV}ALLOW_ORIGINS",
+            help="A browser origin allowed by CORS (repeatable; never *).",
+        ),
+    ] = None,
+    token_lifetime: Annotated[
+        int,
+        typer.Option(
+            "--token-lifetime",
+            envvar=f"{_ENV}TOKEN_LIFETIME",
+            help=f"Seconds an access token lives (at most {MAX_TOKEN_LIFETIME}).",
+        ),
+    ] = MAX_TOKEN_LIFETIME,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--work-dir",
+            envvar=f"{_ENV}WORK_DIR",
+            help="Private folder for releases in flight and kept proofs (default: beside "
+            "the manifest).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the release gate as DICOMweb (QIDO-RS, WADO-RS) to signed-in wallets."""
+    url = public_url or f"http://{host}:{port}"
+    sender = ws.sender()
+    folder = work_dir or ws.manifest_path.parent / f"serve-{ws.session.chain_id}-{sender.address}"
+    try:
+        settings = ServerSettings(
+            public_url=url,
+            work_dir=folder,
+            allowed_origins=tuple(allow_origin or ()),
+            token_lifetime=token_lifetime,
+            flush_interval=flush_interval,
+        )
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    with spinner("indexing the store..."):
+        image_store = open_store(ws.store_root(store))
+    with ImageGateway(
+        ws.suite,
+        sender,
+        image_store,
+        ws.pepper(),
+        log_mode=log_mode,
+        outbox_path=outbox_path(ws, sender),
+    ) as gateway:
+        service = create_app(settings, gateway)
+        out_console.print(
+            f"serving DICOMweb at [bold]{url}/dicom-web[/] as gateway {gateway.address} "
+            f"({gateway.log_mode.value} logging); sign in at {url}/auth/login"
+        )
+        config = uvicorn.Config(service, host=host, port=port, log_config=None, access_log=False)
+        uvicorn.Server(config).run()

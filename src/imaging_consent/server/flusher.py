@@ -1,0 +1,56 @@
+"""Anchoring the outbox on a timer while the service runs, and once more when it stops.
+
+In batched mode records wait in the durable outbox; :meth:`ImageGateway.flush` anchors them
+exactly once (a file lock, and idempotent settling), so a crash at any point loses no record
+and anchors none twice: the next flush, here or in another process, finishes the work. In sync
+mode a flush settles records whose transaction was sent but not yet seen final.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from imaging_consent.errors import ImagingConsentError
+from imaging_consent.gateway import ImageGateway
+
+__all__ = ["OutboxFlusher"]
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxFlusher:
+    """Flushes a gateway's outbox every ``interval`` seconds in a background thread.
+
+    Args:
+        gateway: The gateway whose outbox is flushed.
+        interval: Seconds between flushes.
+    """
+
+    def __init__(self, gateway: ImageGateway, interval: float) -> None:
+        self._gateway = gateway
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-flush", daemon=True)
+
+    def start(self) -> None:
+        """Start flushing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the timer and flush one last time (what fails stays in the outbox)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
+
+    def flush(self) -> None:
+        """Anchor what waits now; a failure is logged and left for the next flush."""
+        try:
+            self._gateway.flush()
+        except ImagingConsentError as exc:
+            logger.warning("the outbox could not be flushed (%s); it is kept", type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
