@@ -20,23 +20,15 @@ import uvicorn
 
 from imaging_consent.cli.common import UsageProblem, Workspace, out_console, spinner, with_workspace
 from imaging_consent.cli.fetch import outbox_path
+from imaging_consent.cli.stores import OrthancOpt, site_store
 from imaging_consent.gateway import ImageGateway, LogMode
 from imaging_consent.server import MAX_TOKEN_LIFETIME, ServerSettings, create_app
-from imaging_consent.stores import FolderStore, ImageStore
 
-__all__ = ["app", "open_store"]
+__all__ = ["app"]
 
 app = typer.Typer()
 
 _ENV = "IMAGING_CONSENT_SERVE_"
-
-
-def open_store(root: Path) -> ImageStore:
-    """The image store the service reads: the site's DICOM folder.
-
-    The one place a store is chosen: another backend (a PACS) is opened here.
-    """
-    return FolderStore(root)
 
 
 @app.command("serve")
@@ -62,6 +54,7 @@ def serve(
             "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
         ),
     ] = None,
+    orthanc: OrthancOpt = None,
     log_mode: Annotated[
         LogMode,
         typer.Option(
@@ -120,7 +113,7 @@ def serve(
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     with spinner("indexing the store..."):
-        image_store = open_store(ws.store_root(store))
+        image_store = site_store(ws, store, orthanc)
     with ImageGateway(
         ws.suite,
         sender,
