@@ -378,8 +378,8 @@ def test_site_register_names_every_skipped_file_and_its_reason(world: World) -> 
     for kind, n in counts.items():
         assert f"{n} {kind.value}" in summary[0]
     assert all(p.path.name not in quiet.stderr for p in problems)  # counted, not listed
-    # Study keys only: no Study UID on screen.
-    assert len(re.findall(r"0x[0-9a-f]{64}", quiet.stdout)) == len(expected.studies())
+    # Study keys (and content roots) only: no Study UID on screen.
+    assert len(re.findall(r"0x[0-9a-f]{64}", quiet.stdout)) == 2 * len(expected.studies())
     assert not [uid for uid in expected.studies() if uid in quiet.stdout + quiet.stderr]
     # The log file is private; pydicom's lines (which may quote values) are not in it.
     assert stat.S_IMODE(log.stat().st_mode) == 0o600

@@ -38,8 +38,15 @@ def test_decode_revert_hex_string_and_missing_role() -> None:
     assert isinstance(exc, errors.MissingRoleError)
     assert isinstance(exc, PermissionError)
     assert exc.error_name == "AccessControlUnauthorizedAccount"
-    assert role.hex() in str(exc)
+    assert str(exc) == f"{Web3.to_checksum_address(account)} lacks SITE_ROLE"
     assert exc.error_args["account"] == Web3.to_checksum_address(account)
+    signature, types = "AccessControlUnauthorizedAccount(address,bytes32)", ["address", "bytes32"]
+    admin = decode_revert(_revert(signature, types, [account, bytes(32)]))
+    assert str(admin).endswith("lacks DEFAULT_ADMIN_ROLE")
+    # A role the suite does not define is still shown, as its id.
+    other = keccak(text="OTHER_ROLE")
+    unknown = decode_revert(_revert(signature, types, [account, other]))
+    assert str(unknown).endswith(f"lacks 0x{other.hex()}")
 
 
 def test_decode_revert_unknown_selector_is_generic() -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils.address import is_hex_address, to_checksum_address
 
 from imaging_consent.errors import KeystoreError, PrivateKeyError
 
@@ -25,7 +27,9 @@ __all__ = [
     "KEYSTORE_PASSWORD_ENV",
     "PRIVATE_KEY_ENV",
     "key_from_env",
+    "keystore_address",
     "load_keystore",
+    "parse_private_key",
     "write_keystore",
     "write_private_file",
 ]
@@ -113,6 +117,24 @@ def load_keystore(
         raise KeystoreError(f"keystore {keystore} holds a key for another address than it names")
     logger.debug("loaded keystore %s for %s", keystore, account.address)
     return account
+
+
+def keystore_address(path: str | os.PathLike[str]) -> ChecksumAddress:
+    """The address a keystore names (its ``address`` field), checksummed; no password needed.
+
+    The key itself stays encrypted: this does not prove the file holds that address's key
+    (:func:`load_keystore` checks that when it decrypts).
+
+    Raises:
+        KeystoreError: If the file is missing, unreadable or malformed, or names no valid
+            address.
+    """
+    keystore = Path(path)
+    named = _read_keystore(keystore).get("address")
+    digits = named.removeprefix("0x") if isinstance(named, str) else ""
+    if not is_hex_address("0x" + digits):
+        raise KeystoreError(f"keystore {keystore} names no address (decrypt it to learn it)")
+    return to_checksum_address("0x" + digits)
 
 
 def write_keystore(
@@ -206,18 +228,28 @@ def key_from_env(var: str = PRIVATE_KEY_ENV) -> LocalAccount:
     value = os.environ.get(var, "").strip()
     if not value:
         raise PrivateKeyError(f"environment variable {var} is not set")
-    digits = value.removeprefix("0x").removeprefix("0X")
+    return parse_private_key(value, f"environment variable {var}")
+
+
+def parse_private_key(value: str, source: str) -> LocalAccount:
+    """The account of a private key given as 64 hex digits (``0x`` optional).
+
+    Args:
+        value: The key's text.
+        source: Where it came from, for the message (never the value itself).
+
+    Raises:
+        PrivateKeyError: If ``value`` is not a valid secp256k1 private key. The message never
+            contains the value.
+    """
+    digits = value.strip().removeprefix("0x").removeprefix("0X")
     if len(digits) != 64:
-        raise PrivateKeyError(
-            f"environment variable {var} does not hold a private key (expected 64 hex digits)"
-        )
+        raise PrivateKeyError(f"{source} does not hold a private key (expected 64 hex digits)")
     try:
         key = bytes.fromhex(digits)
         if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
             raise ValueError("out of range")
         account: LocalAccount = Account.from_key(key)
     except Exception:  # any failure here may carry the key in its message: never chain it
-        raise PrivateKeyError(
-            f"environment variable {var} does not hold a valid private key"
-        ) from None
+        raise PrivateKeyError(f"{source} does not hold a valid private key") from None
     return account

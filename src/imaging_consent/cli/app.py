@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import typer
 from rich.markup import escape
 
-from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, site
+from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, keys, site
 from imaging_consent.cli import serve as serve_command
 from imaging_consent.cli.common import err_console, one_line
 from imaging_consent.errors import ImagingConsentError
@@ -45,7 +45,7 @@ app = typer.Typer(
 )
 # Each module's Typer: a named one (chain, site, consent) becomes a group, a nameless one adds
 # its commands at the top level. The order here is the order of ``--help``.
-for module in (deploy, fetch, audit, demo, chain, site, consent):
+for module in (deploy, fetch, audit, demo, chain, site, consent, keys):
     app.add_typer(module.app)
 app.add_typer(serve_command.app)
 

@@ -6,8 +6,15 @@ from typing import Annotated
 
 import typer
 
-from imaging_consent.cli.common import Workspace, out_console, spinner, with_workspace
-from imaging_consent.cli.tables import audit_tables
+from imaging_consent.cli.common import (
+    JsonOpt,
+    Workspace,
+    out_console,
+    print_json,
+    spinner,
+    with_workspace,
+)
+from imaging_consent.cli.tables import audit_document, audit_trail, audit_view
 
 __all__ = ["app"]
 
@@ -19,9 +26,17 @@ app = typer.Typer()
 def audit(
     ws: Workspace,
     patient: Annotated[str, typer.Option("--patient", help="The patient's address.")],
+    as_json: JsonOpt = False,
 ) -> None:
-    """Show a patient's grants and every access, refusal and break-glass event (newest first)."""
+    """Show a patient's grants and every access, refusal and break-glass event (newest first).
+
+    Below 100 columns, or when a table would not fit, each record is a block of lines; keys
+    and addresses are always shown whole.
+    """
     with spinner("reading the chain's events..."):
-        grants, events = audit_tables(ws.suite, patient)
-    out_console.print(grants)
-    out_console.print(events)
+        trail = audit_trail(ws.suite, patient)
+    if as_json:
+        print_json(audit_document(trail))
+        return
+    for part in audit_view(trail):
+        out_console.print(part)

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from imaging_consent.cli.common import Workspace, address, out_console, spinner, with_workspace
+from imaging_consent.cli.common import (
+    JsonOpt,
+    Workspace,
+    address,
+    out_console,
+    print_json,
+    spinner,
+    with_workspace,
+)
+from imaging_consent.cli.tables import fit
 from imaging_consent.contracts.deployment import deploy
 from imaging_consent.contracts.manifest import refuse_existing, write_new
 
@@ -50,6 +59,7 @@ def deploy_command(
             "existing manifest is never overwritten.",
         ),
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Deploy ConsentRegistry, StudyRegistry and AccessLog; the signer becomes StudyRegistry's
     admin. Other sites appoint their own gateways later (`site grant-role GATEWAY`)."""
@@ -74,16 +84,49 @@ def deploy_command(
             out_dir=None,
         )
         aside = write_new(suite.manifest, target, replace=replace)
-    table = Table(title=f"Deployed on chain {suite.manifest.chain_id}")
+    manifest = suite.manifest
+    if as_json:
+        print_json(
+            {
+                "chain_id": manifest.chain_id,
+                "admin": sender.address,
+                "contracts": {
+                    name: {
+                        "address": contract.address,
+                        "block_number": contract.block_number,
+                        "tx_hash": contract.tx_hash,
+                    }
+                    for name, contract in manifest.contracts.items()
+                },
+                "roles": [
+                    {
+                        "contract": g.contract,
+                        "role": _role(g.role),
+                        "account": g.account,
+                        "by": g.by,
+                    }
+                    for g in manifest.roles
+                ],
+                "manifest": str(target),
+                "replaced": str(aside) if aside is not None else None,
+            }
+        )
+        return
+    table = Table(title=f"Deployed on chain {manifest.chain_id}")
     table.add_column("contract")
     table.add_column("address")
     table.add_column("block", justify="right")
-    for name, contract in suite.manifest.contracts.items():
+    for name, contract in manifest.contracts.items():
         table.add_row(name, contract.address, str(contract.block_number))
-    out_console.print(table)
-    for grant in suite.manifest.roles:
-        out_console.print(f"granted {grant.role} on {grant.contract} to {grant.account}")
+    out_console.print(fit(table))
+    for grant in manifest.roles:
+        out_console.print(f"granted {_role(grant.role)} on {grant.contract} to {grant.account}")
     out_console.print(f"admin: {sender.address}")
     if aside is not None:
         out_console.print(f"[yellow]replaced[/] the previous manifest, kept as [bold]{aside}[/]")
     out_console.print(f"manifest written to [bold]{target}[/]")
+
+
+def _role(name: str) -> str:
+    """A manifest's role as the CLI names it: ``SITE_ROLE``, ``GATEWAY_ROLE``..."""
+    return name if name.endswith("_ROLE") else f"{name}_ROLE"

@@ -18,23 +18,42 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress
 
 from imaging_consent.chain import TransactionSender, load_keystore
 from imaging_consent.cli.common import (
+    JsonOpt,
     UsageProblem,
     Workspace,
     address,
     out_console,
+    print_json,
+    progress,
     spinner,
     with_workspace,
 )
+from imaging_consent.cli.tables import CountingStore, name_the_file
 from imaging_consent.consent import Purpose
-from imaging_consent.errors import ImagingConsentError, ReleaseError
+from imaging_consent.contracts.deployment import Suite
+from imaging_consent.dicom.keys import PEPPER_FILE_ENV
+from imaging_consent.errors import (
+    ImagingConsentError,
+    IntegrityError,
+    ReleaseError,
+    StoreError,
+    StudyNotRegisteredError,
+)
 from imaging_consent.gateway import ImageGateway
-from imaging_consent.provenance import PROOF_FILE, FileStatus, verify_release
+from imaging_consent.provenance import (
+    PROOF_FILE,
+    FileStatus,
+    ReleaseCheck,
+    read_proofs,
+    verify_release,
+)
 from imaging_consent.stores import FolderStore
 
 __all__ = ["REQUESTER_PASSWORD_ENV", "app"]
@@ -111,6 +130,7 @@ def fetch(
             "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fetch a study through the release gate; files are written only once it is released."""
     if (requester is None) == (requester_keystore is None):
@@ -139,31 +159,36 @@ def fetch(
     # once recorded and verified against the chain here.
     staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out.parent))
     try:
-        with (
-            spinner(f"asking the gate for {label} as {who}..."),
-            ImageGateway(
-                suite, sender, image_store, pepper, outbox_path=outbox_path(ws, sender)
-            ) as gate,
-        ):
-            signed = (
-                gate.break_glass_request(clinician, study_uid, break_glass)
-                if break_glass is not None and clinician is not None
-                else None
-            )
-            try:
-                release = gate.release(
-                    study_uid,
-                    who,
-                    chosen,
-                    series_uid=series,
-                    break_glass=signed,
-                    destination=staging,
+        with progress() as bar:
+            task = bar.add_task(f"{label} as {who}", total=_instance_count(image_store, study_uid))
+            counted = CountingStore(image_store, lambda: bar.advance(task))
+            with ImageGateway(
+                suite, sender, counted, pepper, outbox_path=outbox_path(ws, sender)
+            ) as gate:
+                signed = (
+                    gate.break_glass_request(clinician, study_uid, break_glass)
+                    if break_glass is not None and clinician is not None
+                    else None
                 )
-            finally:
-                _flush(gate)
-        files = [p for p in release.files if p.name != PROOF_FILE]
-        with spinner("verifying against the chain..."):
-            check = verify_release(suite, staging / PROOF_FILE)
+                try:
+                    release = gate.release(
+                        study_uid,
+                        who,
+                        chosen,
+                        series_uid=series,
+                        break_glass=signed,
+                        destination=staging,
+                    )
+                except IntegrityError as exc:
+                    name_the_file(exc, image_store, study_uid)
+                    raise
+                except StudyNotRegisteredError as exc:
+                    _hint_pepper(exc, image_store, study_uid)
+                    raise
+                finally:
+                    _flush(gate)
+            files = [p for p in release.files if p.name != PROOF_FILE]
+            check = _verified(suite, staging / PROOF_FILE, bar)
         if not check.ok:
             bad = len(check.failed)
             raise ReleaseError(f"{bad} released file(s) failed verification; nothing written")
@@ -171,6 +196,25 @@ def fetch(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    if as_json:
+        print_json(
+            {
+                "site": release.site,
+                "study_key": release.study_key,
+                "requester": who,
+                "purpose": release.purpose.name,
+                "identified": release.identified,
+                "break_glass": release.break_glass,
+                "request_id": release.request_id,
+                "log_tx": release.log_tx,
+                "out": str(out),
+                "proof": str(out / PROOF_FILE),
+                "files": [str(out / p.name) for p in files],
+                "verified": len(files),
+                "proves": check.proofs.proves,
+            }
+        )
+        return
     kind = "identified" if release.identified else "de-identified"
     flag = " [bold red]BREAK-GLASS (flagged for the patient)[/]" if release.break_glass else ""
     out_console.print(
@@ -182,6 +226,35 @@ def fetch(
         f"[green]verified[/] {len(files)}/{len(files)} against the chain ({check.proofs.proves}); "
         f"written to [bold]{out}[/] with {PROOF_FILE}"
     )
+
+
+def _instance_count(store: FolderStore, study_uid: str) -> int | None:
+    """How many instances the gate will read (the whole study), if the store has it."""
+    try:
+        return len(store.instances(study_uid))
+    except StoreError:
+        return None
+
+
+def _hint_pepper(exc: StudyNotRegisteredError, store: FolderStore, study_uid: str) -> None:
+    """Say what to check when the chain has no study under the key the pepper gives."""
+    if _instance_count(store, study_uid) is None:
+        hint = "the store has no such study either: check the Study Instance UID"
+    else:
+        hint = (
+            "the store has this study, but no study is registered under this key: check the "
+            f"site pepper ({PEPPER_FILE_ENV}), or register the study (`site register`)"
+        )
+    exc.args = (f"{exc}; {hint}",)
+
+
+def _verified(
+    suite: Suite, proof: Path, bar: Progress, files: list[Path] | None = None
+) -> ReleaseCheck:
+    """Verify a release against the chain, counting its files on ``bar``."""
+    total = len(read_proofs(proof).files)
+    task = bar.add_task("verifying against the chain", total=total)
+    return verify_release(suite, proof, files, on_file=lambda _path: bar.advance(task))
 
 
 _MARKS = {
@@ -205,6 +278,7 @@ def verify(
         Path | None,
         typer.Option("--proof", help=f"The release's {PROOF_FILE} (default: next to the files)."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check a release against the content root on chain: every file its proof names must be
     there and match, and no other .dcm file may be there; exit 1 if any fails."""
@@ -221,11 +295,15 @@ def verify(
     extra = [
         p for folder in folders for p in sorted(folder.iterdir()) if p.suffix.lower() == ".dcm"
     ]
-    check = verify_release(ws.suite, proof, [*given, *extra])
-    for result in check.files:
-        mark = "[green]ok[/]     " if result.ok else f"[bold red]{_MARKS[result.status]}[/]"
-        reason = "" if result.ok else f" ({result.status.value})"
-        out_console.print(f"{mark} {result.path}{reason}")
+    with progress() as bar:
+        check = _verified(ws.suite, proof, bar, [*given, *extra])
+    if as_json:
+        print_json(_verify_document(check))
+    else:
+        for result in check.files:
+            mark = "[green]ok[/]     " if result.ok else f"[bold red]{_MARKS[result.status]}[/]"
+            reason = "" if result.ok else f" ({result.status.value})"
+            out_console.print(f"{mark} {result.path}{reason}")
     if not check.ok:
         counts = Counter(result.status for result in check.failed)
         parts = ", ".join(
@@ -236,6 +314,27 @@ def verify(
         raise ReleaseError(
             f"release of study 0x{check.proofs.study_key.hex()} failed verification: {parts}"
         )
-    out_console.print(
-        f"[green]verified[/] {len(check.files)} file(s) against the chain: {check.proofs.proves}"
-    )
+    if not as_json:
+        out_console.print(
+            f"[green]verified[/] {len(check.files)} file(s) against the chain: "
+            f"{check.proofs.proves}"
+        )
+
+
+def _verify_document(check: ReleaseCheck) -> dict[str, Any]:
+    """``verify --json``: the release, what its verification proves, and each file's status."""
+    proofs = check.proofs
+    return {
+        "ok": check.ok,
+        "site": proofs.site,
+        "study_key": proofs.study_key,
+        "request_id": proofs.request_id,
+        "identified": proofs.identified,
+        "break_glass": proofs.break_glass,
+        "content_protocol": int(proofs.protocol),
+        "proves": proofs.proves,
+        "files": [
+            {"path": str(f.path), "status": f.status.name.lower(), "detail": f.status.value}
+            for f in check.files
+        ],
+    }

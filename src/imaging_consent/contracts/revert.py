@@ -32,6 +32,17 @@ def _hex(value: Any) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
 
+#: The AccessControl roles of the suite, by id (``keccak256(name)``; zero for the admin role).
+ROLE_NAMES: dict[bytes, str] = {bytes(32): "DEFAULT_ADMIN_ROLE"} | {
+    keccak(name.encode()): name for name in ("SITE_ROLE",)
+}
+
+
+def role_name(role: bytes) -> str:
+    """A role id's name (``SITE_ROLE``), or its 0x-hex if the suite has no such role."""
+    return ROLE_NAMES.get(bytes(role), _hex(bytes(role)))
+
+
 # Solidity error name -> (exception class, message). Unlisted errors become ContractRevertedError.
 _KNOWN: dict[str, tuple[type[errors.ContractRevertedError], _Formatter]] = {
     "ConsentRegistryZeroGrantee": (
@@ -157,7 +168,7 @@ _KNOWN: dict[str, tuple[type[errors.ContractRevertedError], _Formatter]] = {
     ),
     "AccessControlUnauthorizedAccount": (
         errors.MissingRoleError,
-        lambda a: f"{a['account']} lacks role {_hex(a['neededRole'])}",
+        lambda a: f"{a['account']} lacks {role_name(a['neededRole'])}",
     ),
 }
 

@@ -36,7 +36,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -339,11 +339,13 @@ def verify_files(
     suite: Suite,
     files: Iterable[str | os.PathLike[str]],
     proof_json: str | os.PathLike[str] | ReleaseProofs,
+    on_file: Callable[[Path], None] | None = None,
 ) -> dict[Path, bool]:
     """Check released files on disk against the chain, by their ``proof.json`` entries.
 
     A file is matched to its entry by name. A file without an entry, unreadable, or whose
-    recomputed hashes do not prove against the current content root is False.
+    recomputed hashes do not prove against the current content root is False. ``on_file``, if
+    given, is called with each file once it is checked (for progress).
 
     Raises:
         ReleaseProofError: If the proof file is missing or malformed.
@@ -354,18 +356,22 @@ def verify_files(
     results: dict[Path, bool] = {}
     for item in files:
         path = Path(item)
-        entry = proofs.files.get(path.name)
-        if entry is None:
-            results[path] = False
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            results[path] = False
-            continue
-        leaf = _leaf_of(data, proofs.protocol, entry.instance_key, entry.digest, proofs.identified)
-        results[path] = _verify_leaf(suite, proofs.site, proofs.study_key, leaf, entry.proof)
+        results[path] = _verify_file(suite, proofs, path)
+        if on_file is not None:
+            on_file(path)
     return results
+
+
+def _verify_file(suite: Suite, proofs: ReleaseProofs, path: Path) -> bool:
+    entry = proofs.files.get(path.name)
+    if entry is None:
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    leaf = _leaf_of(data, proofs.protocol, entry.instance_key, entry.digest, proofs.identified)
+    return _verify_leaf(suite, proofs.site, proofs.study_key, leaf, entry.proof)
 
 
 class FileStatus(Enum):
@@ -416,6 +422,7 @@ def verify_release(
     suite: Suite,
     proof_json: str | os.PathLike[str],
     files: Iterable[str | os.PathLike[str]] | None = None,
+    on_file: Callable[[Path], None] | None = None,
 ) -> ReleaseCheck:
     """Check a whole release against the chain: complete, nothing extra, every file proven.
 
@@ -429,6 +436,7 @@ def verify_release(
         suite: The deployed contracts.
         proof_json: The release's ``proof.json``, or the folder holding it.
         files: More files to check (e.g. copies kept elsewhere), matched by name.
+        on_file: Called with each named file once it is proven or not (for progress).
 
     Returns:
         One :class:`FileCheck` per checked file, in name order, then one per missing file.
@@ -449,7 +457,7 @@ def verify_release(
         chosen.setdefault(item.resolve(), item)
     checked = sorted(chosen.values(), key=lambda p: (p.name, str(p)))
     listed = [p for p in checked if p.name in proofs.files]
-    verified = verify_files(suite, listed, proofs) if listed else {}
+    verified = verify_files(suite, listed, proofs, on_file) if listed else {}
     results: list[FileCheck] = []
     for path in checked:
         if path.name not in proofs.files:
