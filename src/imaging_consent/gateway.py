@@ -34,6 +34,7 @@ from imaging_consent.contracts.access_log import AccessDecision
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.dicom import SitePepper, release_secret, study_key
 from imaging_consent.errors import (
+    ChainUnavailableError,
     ConsentDeniedError,
     DicomError,
     IntegrityError,
@@ -307,14 +308,19 @@ class ImageGateway:
 
         Sync: the chain checks consent again in ``recordAccess`` (the recorder refuses if it was
         withdrawn or narrowed). Batched: consent is asked again here, right before the record
-        goes to the outbox and the files are returned.
+        goes to the outbox and the files are returned; if the chain cannot answer, the refusal
+        goes to the outbox instead (as a sync record whose transaction cannot be sent does).
         """
         if break_glass is not None:
             return self.recorder.record_break_glass(request, break_glass)
         if self.recorder.mode is LogMode.BATCHED:
-            now = self.suite.access_log.check_access(
-                self.site, request.study_key, request.requester, request.purpose
-            )
+            try:
+                now = self.suite.access_log.check_access(
+                    self.site, request.study_key, request.requester, request.purpose
+                )
+            except ChainUnavailableError as exc:  # the study was read: the refusal is kept
+                self.recorder.record_refusal(request, type(exc).__name__)
+                raise
             if not now.permitted:
                 self.recorder.record_denial(request)
                 raise ConsentDeniedError(
