@@ -37,7 +37,13 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from imaging_consent.chain.receipts import OnSigned, RevertDecoder, TransactionReceipt
+from imaging_consent.chain.receipts import (
+    OnSigned,
+    RevertDecoder,
+    TransactionReceipt,
+    TxState,
+    look_up,
+)
 from imaging_consent.chain.session import ChainSession, redact_url
 from imaging_consent.errors import (
     ChainUnavailableError,
@@ -461,7 +467,7 @@ class TransactionSender:
                     replaced = self._replace(tx, nonce, on_signed, hashes[-1])
                 except _NonceTakenError:  # mined: one of ours, or another sender's of this account
                     replaced = None
-                    if self._poll_any(hashes) is None:  # another's: ours can never be mined now
+                    if self._lost(hashes):  # another's: ours can never be mined now
                         logger.warning("nonce %d went to another transaction; sending anew", nonce)
                         tx_hash, nonce = self._sign_and_send(tx, on_signed)
                         hashes = [tx_hash]
@@ -483,6 +489,13 @@ class TransactionSender:
             if receipt is not None:
                 return tx_hash, receipt
         return None
+
+    def _lost(self, hashes: list[HexStr]) -> bool:
+        """True if the node has none of ``hashes``, mined or pending (False if it cannot say)."""
+        try:
+            return all(look_up(self._w3, tx_hash).state is TxState.UNKNOWN for tx_hash in hashes)
+        except ChainUnavailableError:
+            return False
 
     def _replace(
         self, tx: dict[str, Any], nonce: int, on_signed: OnSigned | None, stuck: HexStr
