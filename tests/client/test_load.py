@@ -4,7 +4,7 @@ Every release is recorded exactly once (sync: one ``AccessGranted`` per request 
 anchored outbox record per request id), no nonce is reused or stuck (the gateway account's
 nonce equals its number of transactions, its pool is empty), and no release raises.
 
-Both modes together take about 45 s on this 2-core machine while other work runs, so they run in
+Both modes together take 30-41 s on this 2-core machine while other work runs, so they run in
 ``make test``; the figures are in docs/ARCHITECTURE.md, "Faults, measured" (``pytest -s`` prints
 them).
 """
