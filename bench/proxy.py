@@ -1,8 +1,8 @@
 """A counting HTTP proxy on loopback, in front of a JSON-RPC endpoint (benchmarks and tests).
 
 It counts HTTP requests and JSON-RPC methods, and can play a few faults a real network or a
-hosted endpoint produces: losing one request or one answer of a given method, and refusing
-``eth_getLogs`` over a wide block range.
+hosted endpoint produces: losing one request or one answer of a given method, refusing
+``eth_getLogs`` over a wide block range, and answering late (a slow or overloaded node).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 import urllib.request
 from collections import Counter
 from typing import Any
@@ -36,6 +37,8 @@ class CountingProxy:
             is closed).
         max_log_blocks: Refuse ``eth_getLogs`` over more than this many blocks with
             :data:`LOG_RANGE_ERROR`, as hosted endpoints do (None: no limit).
+        delay: Seconds every request waits before it is forwarded (0: none). The attribute
+            can be changed at any time, so a test can slow the node in the middle of a run.
 
     Attributes:
         requests: HTTP requests received since the last :meth:`reset`.
@@ -51,11 +54,13 @@ class CountingProxy:
         drop_answer_to: str | None = None,
         drop_request_to: str | None = None,
         max_log_blocks: int | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.upstream = upstream
         self.drop_answer_to = drop_answer_to
         self.drop_request_to = drop_request_to
         self.max_log_blocks = max_log_blocks
+        self.delay = delay
         self.requests = 0
         self.methods: Counter[str] = Counter()
         self.dropped = 0
@@ -72,11 +77,14 @@ class CountingProxy:
                 if payload is None:
                     self.close_connection = True
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped waiting
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -131,6 +139,8 @@ class CountingProxy:
             self.methods.update(str(call.get("method")) for call in calls)
         if self._take_drop("drop_request_to", calls):
             return None
+        if self.delay > 0:
+            time.sleep(self.delay)
         refused = [call for call in calls if self._refuses(call)]
         if not refused:
             payload = self._forward(body)

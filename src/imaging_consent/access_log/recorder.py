@@ -44,6 +44,7 @@ from imaging_consent.chain import TransactionReceipt, TransactionSender
 from imaging_consent.chain.receipts import OnSigned, TxState, look_up
 from imaging_consent.contracts.access_log import AccessLog, RecordedAccess, RecordKind
 from imaging_consent.errors import (
+    ChainUnavailableError,
     ConsentDeniedError,
     ContractRevertedError,
     ImagingConsentError,
@@ -538,11 +539,16 @@ class BatchedRecorder(_Recorder):
         """Ask consent again (the chain does not re-check a batched record), then store it.
 
         Withdrawn since the gateway's check: the denial is stored; narrowed to de-identified
-        data for an identified release: a refusal is stored; either way ConsentDeniedError.
+        data for an identified release: a refusal is stored; either way ConsentDeniedError. If
+        the chain cannot answer, the refusal is stored and ChainUnavailableError raised.
         """
-        now = self.access_log.check_access(
-            request.site, request.study_key, request.requester, request.purpose
-        )
+        try:
+            now = self.access_log.check_access(
+                request.site, request.study_key, request.requester, request.purpose
+            )
+        except ChainUnavailableError as exc:  # the study was read: the refusal is kept
+            self.record_refusal(request, type(exc).__name__)
+            raise
         if not now.permitted:
             self.record_denial(request)
             raise ConsentDeniedError(

@@ -37,7 +37,13 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from imaging_consent.chain.receipts import OnSigned, RevertDecoder, TransactionReceipt
+from imaging_consent.chain.receipts import (
+    OnSigned,
+    RevertDecoder,
+    TransactionReceipt,
+    TxState,
+    look_up,
+)
 from imaging_consent.chain.session import ChainSession, redact_url
 from imaging_consent.errors import (
     ChainUnavailableError,
@@ -63,6 +69,11 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
 # Node answers meaning "that nonce is already used" (Geth/Anvil, Ganache).
 _NONCE_TOO_LOW = ("nonce too low", "correct nonce", "nonce has already been used")
+# Node answer meaning "another transaction with that nonce waits in the pool" (same fees).
+_NONCE_PENDING = ("replacement transaction underpriced",)
+# A second sender of this account (another gateway process) can take the nonce between a
+# resync and the send; each such collision means that sender got a transaction through.
+_NONCE_ATTEMPTS = 30
 _DEFAULT_PRIORITY_FEE = Web3.to_wei(1, "gwei")
 _FEE_FIELDS = ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice")
 
@@ -342,7 +353,7 @@ class TransactionSender:
                     tx["gas"] = self._estimate_gas(tx)
                 except _TRANSPORT_ERRORS as exc:
                     raise self._unavailable(exc) from exc
-            for _attempt in range(3):
+            for _attempt in range(_NONCE_ATTEMPTS):
                 if self._next_nonce is None:
                     self._next_nonce = self._chain_nonce()
                 nonce = self._next_nonce
@@ -353,7 +364,7 @@ class TransactionSender:
                     on_signed(tx_hash, nonce, raw)  # raises: not sent, nonce still free
                 try:
                     self._send_raw(raw, tx_hash)
-                except _NonceTakenError:
+                except (_NonceTakenError, _NonceBusyError):
                     # Someone else used this nonce (another process, a revert): ask the chain.
                     logger.warning("nonce %d already used, resyncing", nonce)
                     self._next_nonce = None
@@ -395,6 +406,10 @@ class TransactionSender:
                     if self._is_known(tx_hash):
                         return  # an earlier attempt of these very bytes got through
                     raise _NonceTakenError from exc
+                if any(busy in message for busy in _NONCE_PENDING) and not self._is_known(tx_hash):
+                    raise _NonceBusyError(
+                        f"node refused transaction {tx_hash}: {_rpc_message(exc)}", tx_hash=tx_hash
+                    ) from exc
                 raise TransactionRejectedError(
                     f"node refused transaction {tx_hash}: {_rpc_message(exc)}", tx_hash=tx_hash
                 ) from exc
@@ -422,7 +437,8 @@ class TransactionSender:
         *,
         replace: bool = True,
     ) -> TransactionReceipt:
-        """Wait until one of ``hashes`` (one nonce) is mined, replacing it while it is stuck."""
+        """Wait until one of ``hashes`` (one nonce) is mined, replacing it while it is stuck;
+        sent anew with a fresh nonce if another sender of this account took that nonce."""
         started = time.monotonic()
         deadline = started + self.receipt_timeout
         replacements = 0
@@ -447,7 +463,14 @@ class TransactionSender:
             )
             if due:
                 replacements += 1
-                replaced = self._replace(tx, nonce, on_signed, hashes[-1])
+                try:
+                    replaced = self._replace(tx, nonce, on_signed, hashes[-1])
+                except _NonceTakenError:  # mined: one of ours, or another sender's of this account
+                    replaced = None
+                    if self._lost(hashes):  # another's: ours can never be mined now
+                        logger.warning("nonce %d went to another transaction; sending anew", nonce)
+                        tx_hash, nonce = self._sign_and_send(tx, on_signed)
+                        hashes = [tx_hash]
                 if replaced is not None:
                     hashes.append(replaced[0])
                     tx = replaced[1]
@@ -467,10 +490,21 @@ class TransactionSender:
                 return tx_hash, receipt
         return None
 
+    def _lost(self, hashes: list[HexStr]) -> bool:
+        """True if the node has none of ``hashes``, mined or pending (False if it cannot say)."""
+        try:
+            return all(look_up(self._w3, tx_hash).state is TxState.UNKNOWN for tx_hash in hashes)
+        except ChainUnavailableError:
+            return False
+
     def _replace(
         self, tx: dict[str, Any], nonce: int, on_signed: OnSigned | None, stuck: HexStr
     ) -> tuple[HexStr, dict[str, Any]] | None:
-        """Send ``tx`` again with the same nonce and higher fees; None if that failed."""
+        """Send ``tx`` again with the same nonce and higher fees; None if that failed.
+
+        Raises:
+            _NonceTakenError: If a transaction with this nonce is already mined.
+        """
         bumped = {k: _bumped(int(v)) if k in _FEE_FIELDS else v for k, v in tx.items()}
         signed = self.account.sign_transaction({**bumped, "nonce": nonce})
         tx_hash = HexStr("0x" + bytes(signed.hash).hex())
@@ -480,7 +514,7 @@ class TransactionSender:
                 on_signed(tx_hash, nonce, raw)
             self._send_raw(raw, tx_hash)
         except _NonceTakenError:
-            return None  # one of the transactions already sent with this nonce was mined
+            raise  # a transaction with this nonce was mined: the caller looks whose
         except Exception as exc:  # the ones already sent may still be mined: keep waiting
             logger.warning("replacing %s failed (%s)", stuck, type(exc).__name__)
             return None
@@ -544,3 +578,8 @@ class TransactionSender:
 
 class _NonceTakenError(Exception):
     """Internal: the node says the nonce is used, and not by these bytes."""
+
+
+class _NonceBusyError(TransactionRejectedError):
+    """Another transaction with this nonce waits in the node's pool, not these bytes: a new
+    transaction resyncs its nonce; elsewhere (a replacement, a rebroadcast) it is a refusal."""
