@@ -35,6 +35,7 @@ from imaging_consent.cli.common import (
     spinner,
     with_workspace,
 )
+from imaging_consent.cli.stores import StoreOpt
 from imaging_consent.cli.tables import CountingStore, name_the_file
 from imaging_consent.consent import Purpose
 from imaging_consent.contracts.deployment import Suite
@@ -124,12 +125,7 @@ def fetch(
             "and flagged for the patient; the reason stays at the site).",
         ),
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
-        ),
-    ] = None,
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a study through the release gate; files are written only once it is released."""

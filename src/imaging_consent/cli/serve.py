@@ -20,7 +20,7 @@ import uvicorn
 
 from imaging_consent.cli.common import UsageProblem, Workspace, out_console, spinner, with_workspace
 from imaging_consent.cli.fetch import outbox_path
-from imaging_consent.cli.stores import OrthancOpt, site_store
+from imaging_consent.cli.stores import OrthancOpt, StoreOpt, site_store
 from imaging_consent.gateway import ImageGateway, LogMode
 from imaging_consent.server import MAX_TOKEN_LIFETIME, ServerSettings, create_app
 
@@ -48,12 +48,7 @@ def serve(
             "(default http://HOST:PORT).",
         ),
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
-        ),
-    ] = None,
+    store: StoreOpt = None,
     orthanc: OrthancOpt = None,
     log_mode: Annotated[
         LogMode,

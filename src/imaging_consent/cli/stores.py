@@ -25,6 +25,7 @@ __all__ = [
     "ORTHANC_PASSWORD_ENV",
     "ORTHANC_USERNAME_ENV",
     "OrthancOpt",
+    "StoreOpt",
     "report_orthanc_skipped",
     "site_store",
     "store_label",
@@ -32,6 +33,13 @@ __all__ = [
 
 ORTHANC_USERNAME_ENV = "IMAGING_CONSENT_ORTHANC_USERNAME"
 ORTHANC_PASSWORD_ENV = "IMAGING_CONSENT_ORTHANC_PASSWORD"
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store", help="The site's DICOM folder (env IMAGING_CONSENT_STORE; config store)."
+    ),
+]
 
 OrthancOpt = Annotated[
     str | None,
