@@ -1,7 +1,7 @@
 """Run the benchmarks and write bench/results.json and bench/summary.md.
 
-Usage: ``python -m bench.run [--quick] [--sections gas,latency,large,scale] [--chains anvil]
-[--out DIR]``.
+Usage: ``python -m bench.run [--quick] [--sections gas,latency,large,scale,dicomweb]
+[--chains anvil] [--out DIR]``.
 Every chain it needs is started here and stopped when done. ``--quick`` runs each section on
 a tiny scale (a smoke run for the tests); its figures mean nothing.
 """
@@ -28,13 +28,13 @@ if str(ROOT / "src") not in sys.path:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import gas_bench, large_study, latency, scale  # noqa: E402
+from bench import dicomweb, gas_bench, large_study, latency, scale  # noqa: E402
 from bench.summary import render, splice_readme  # noqa: E402
 from bench.targets import evaluate  # noqa: E402
 
 logger = logging.getLogger("bench")
 
-SECTIONS = ("gas", "latency", "large", "scale")
+SECTIONS = ("gas", "latency", "large", "scale", "dicomweb")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -49,6 +49,10 @@ def _settings(quick: bool) -> dict[str, Any]:
             "large_runs": 1,
             "scale_sizes": [20, 60],
             "scale_repeats": {20: 2, 60: 1},
+            "dicomweb_runs": 5,
+            "dicomweb_warmup": 1,
+            "dicomweb_per_client": 2,
+            "dicomweb_slices": 4,
         }
     return {
         "gas_chain": "ganache",
@@ -60,6 +64,10 @@ def _settings(quick: bool) -> dict[str, Any]:
         "large_runs": 3,
         "scale_sizes": [1_000, 10_000, 100_000],
         "scale_repeats": {1_000: 5, 10_000: 2, 100_000: 1},
+        "dicomweb_runs": 200,
+        "dicomweb_warmup": 20,
+        "dicomweb_per_client": 25,
+        "dicomweb_slices": 300,
     }
 
 
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH, help="where results go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("imaging_consent", "web3", "urllib3"):
+    for noisy in ("imaging_consent", "web3", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -163,6 +171,18 @@ def main(argv: list[str] | None = None) -> int:
             results["scale"] = scaled["scale"]
             results["gas_growth"] = scaled["gas_growth"]
             results["section_seconds"]["scale"] = round(time.perf_counter() - start, 1)
+        if "dicomweb" in sections:
+            start = time.perf_counter()
+            logger.info("section 5: DICOMweb service in front of Orthanc")
+            results["dicomweb"] = dicomweb.run(
+                work / "dicomweb",
+                BENCH / ".cache" if not args.quick else work / "cache",
+                runs=settings["dicomweb_runs"],
+                warmup=settings["dicomweb_warmup"],
+                per_client=settings["dicomweb_per_client"],
+                slices=settings["dicomweb_slices"],
+            )
+            results["section_seconds"]["dicomweb"] = round(time.perf_counter() - start, 1)
     results["targets"] = evaluate(results)
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     results["meta"]["load_average_at_end"] = list(os.getloadavg())

@@ -208,7 +208,50 @@ def render(results: dict[str, Any]) -> str:
             f"Growth exponents (1.0 = linear): grants_of {exps['grants_of']}, access_history "
             f"{exps['access_history']}. Setup of all transactions: {sc['setup_total_s']} s.",
         ]
+    if "dicomweb" in results:
+        lines += _dicomweb(results["dicomweb"])
     return "\n".join(lines) + "\n"
+
+
+def _dicomweb(dw: dict[str, Any]) -> list[str]:
+    """The DICOMweb section: retrieval against Orthanc, concurrency, the large study."""
+    big = dw["large_study"]
+
+    def records(mode: str) -> str:
+        r = dw[f"records_{mode}"]
+        return (
+            f"{r['requests']} requests, {r['lost']} lost, {r['duplicated']} duplicated, "
+            f"{r['anchored_twice']} batches anchored twice"
+        )
+
+    return [
+        "",
+        "### DICOMweb service in front of Orthanc (Anvil)",
+        "",
+        f"WADO-RS `retrieve_study` of CT_small with `dicomweb-client`, {dw['orthanc']['n']} "
+        "interleaved rounds:",
+        "",
+        "| Path | p50 ms | p95 ms | p50 / Orthanc |",
+        "|---|---:|---:|---:|",
+        f"| Orthanc's own DICOMweb | {dw['orthanc']['p50_ms']:.2f} | "
+        f"{dw['orthanc']['p95_ms']:.2f} | 1.00 |",
+        f"| gateway, batched logging | {dw['gateway_batched']['p50_ms']:.2f} | "
+        f"{dw['gateway_batched']['p95_ms']:.2f} | {dw['ratio_batched']:.2f} |",
+        f"| gateway, sync logging | {dw['gateway_sync']['p50_ms']:.2f} | "
+        f"{dw['gateway_sync']['p95_ms']:.2f} | {dw['ratio_sync']:.2f} |",
+        "",
+        f"{dw['concurrent_clients']} concurrent clients: "
+        f"{dw['concurrent_releases_per_s_batched']:.0f} releases/s batched "
+        f"({records('batched')}), {dw['concurrent_releases_per_s_sync']:.0f} releases/s sync "
+        f"({records('sync')}).",
+        "",
+        f"Large study ({big['slices']} slices, {big['study_mb']} MB) through `imaging-consent "
+        f"serve` in a child process: {big['warm_seconds']} s warm ({big['mb_per_s_warm']} MB/s); "
+        f"server peak memory growth {big['warm_peak_rss_growth_mb']} MB = "
+        f"**{big['warm_peak_rss_ratio_to_largest_instance']}\u00d7** the largest instance "
+        f"(first retrieval: {big['cold_peak_rss_growth_mb']} MB = "
+        f"{big['cold_peak_rss_ratio_to_largest_instance']}\u00d7).",
+    ]
 
 
 def splice_readme(readme: Path, summary: str) -> None:

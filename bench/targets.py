@@ -27,6 +27,16 @@ def _growth_spread(results: dict[str, Any]) -> float | None:
     return max(found) * 100 if found else None
 
 
+def _records_wrong(results: dict[str, Any]) -> int | None:
+    counts = [_get(results, "dicomweb", f"records_{mode}") for mode in ("batched", "sync")]
+    if any(c is None for c in counts):
+        return None
+    keys = ("lost", "duplicated", "anchored_twice")
+    return sum(c[k] for c in counts for k in keys) + sum(
+        c["requests"] - c["distinct"] for c in counts
+    )
+
+
 # The gas ceilings' one home, shared with tests/contracts/test_gas*.py and scripts/gas_table.py.
 GAS_CEILINGS: dict[str, int] = json.loads(
     (Path(__file__).resolve().parent / "gas_ceilings.json").read_text(encoding="utf-8")
@@ -116,6 +126,27 @@ TARGETS: list[tuple[str, str, float, Callable[[dict[str, Any]], Any], str]] = [
         "x",
         3,
         lambda r: _get(r, "large_study", "warm_peak_rss_ratio_to_largest_instance"),
+        "max",
+    ),
+    (
+        "DICOMweb: WADO-RS CT_small p50, gateway batched / Orthanc's own DICOMweb",
+        "x",
+        1.5,
+        lambda r: _get(r, "dicomweb", "ratio_batched"),
+        "max",
+    ),
+    (
+        "DICOMweb: 8 clients, records lost, duplicated or anchored twice",
+        "records",
+        0,
+        _records_wrong,
+        "max",
+    ),
+    (
+        "DICOMweb: ~150 MB study, server peak memory growth / largest instance",
+        "x",
+        3,
+        lambda r: _get(r, "dicomweb", "large_study", "warm_peak_rss_ratio_to_largest_instance"),
         "max",
     ),
 ]

@@ -28,6 +28,7 @@ TOP_LEVEL = (
     "latency",
     "large_study",
     "scale",
+    "dicomweb",
     "targets",
 )
 LATENCY = (
@@ -126,12 +127,25 @@ def test_run_quick_latency_and_scale_keys(results: tuple[dict[str, object], Path
     )  # type: ignore[union-attr,index]
 
 
+def test_run_quick_dicomweb_keys_and_records(results: tuple[dict[str, object], Path]) -> None:
+    data, _out = results
+
+    dicomweb = data["dicomweb"]
+
+    assert {"orthanc", "gateway_batched", "gateway_sync", "ratio_batched", "ratio_sync"} <= set(
+        dicomweb  # type: ignore[arg-type]
+    )
+    assert dicomweb["records_ok"] is True  # type: ignore[index]
+    assert dicomweb["large_study"]["warm_peak_rss_ratio_to_largest_instance"] is not None  # type: ignore[index]
+
+
 def test_run_quick_writes_the_summary(results: tuple[dict[str, object], Path]) -> None:
     _data, out = results
 
     summary = (out / "summary.md").read_text()
 
     assert "### Targets" in summary and "### Gas" in summary and "### Scale" in summary
+    assert "### DICOMweb service in front of Orthanc" in summary
 
 
 def test_run_quick_measures_every_transaction_of_gas_json(

@@ -12,7 +12,9 @@ Uvicorn's access log is off: request paths carry study UIDs. Log lines follow th
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -123,4 +125,22 @@ def serve(
             f"({gateway.log_mode.value} logging); sign in at {url}/auth/login"
         )
         config = uvicorn.Config(service, host=host, port=port, log_config=None, access_log=False)
-        uvicorn.Server(config).run()
+        _run_until_signalled(uvicorn.Server(config))
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler that does nothing: uvicorn has already stopped gracefully."""
+
+
+def _run_until_signalled(server: uvicorn.Server) -> None:
+    """Run ``server`` until SIGINT or SIGTERM; both stop it gracefully (outbox flushed).
+
+    Uvicorn raises the signal it caught again once it has stopped. SIGINT then ends the command
+    as an interrupt (exit 130); SIGTERM's default action would kill the process before the
+    gateway is closed, so it is absorbed here and the command ends normally (exit 0).
+    """
+    previous = signal.signal(signal.SIGTERM, _ignore)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
