@@ -206,8 +206,15 @@ def test_shell_completion_installs_and_completes_in_bash(tmp_path: Path) -> None
     env = clean_env(HOME=str(home), SHELL="/bin/bash")
     env["PATH"] = f"{shim.parent}{os.pathsep}{env['PATH']}"
 
-    shown = cli("--show-completion", "bash", env=env, cwd=tmp_path)
-    installed = cli("--install-completion", "bash", env=env, cwd=tmp_path)
+    def in_bash(command: str) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` as a child of bash (``; true``: not exec'd), which it detects."""
+        return subprocess.run(
+            ["bash", "-c", f"{command}; status=$?; true; exit $status"], env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    shown = in_bash("imaging-consent --show-completion")
+    installed = in_bash("imaging-consent --install-completion")
     script = home / ".bash_completions" / "imaging-consent.sh"
     completions = {}
     for words in ("imaging-consent cha", "imaging-consent chain st", "imaging-consent demo --ke"):
