@@ -336,7 +336,7 @@ def continue_hints(story: Story, folder: Path) -> None:
         soft_wrap=False,
     )
     for name, what in files:
-        story.console.print(f"  {name:<21} {what}", highlight=False)
+        story.console.print(f"  {name:<22} {what}", highlight=False)
     story.console.print(f"  (keys/: {roles})", soft_wrap=False)
     story.console.print(
         "In another shell:\n"
