@@ -115,9 +115,10 @@ artifacts: $(INSTALLED_PY) $(SOLC)
 	$(BIN)/python scripts/export_artifacts.py
 
 # The end-to-end story on an embedded Ganache. The package ships its compiled contracts, so
-# this needs the installs only, not brownie compile.
+# this needs the installs only, not brownie compile. Then it says how to get the command on PATH.
 demo: $(INSTALLED_PY) $(INSTALLED_NODE)
 	$(BIN)/imaging-consent demo
+	@echo 'To run imaging-consent yourself, put it on PATH in this shell:  . ./env.sh'
 
 # Writes bench/gas.json, then the gas tables generated from it in README.md and docs/ARCHITECTURE.md.
 gas: $(COMPILED)

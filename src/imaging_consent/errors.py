@@ -24,6 +24,10 @@ class ChainUnavailableError(ChainError, ConnectionError):
     """The JSON-RPC endpoint could not be reached or did not answer JSON-RPC."""
 
 
+class InvalidRpcUrlError(ChainUnavailableError, ValueError):
+    """A JSON-RPC URL is malformed or not ``http://`` / ``https://`` (nothing was sent)."""
+
+
 class InsecureEndpointError(ChainError, ValueError):
     """A remote JSON-RPC endpoint was given over plain ``http://`` without allowing it.
 

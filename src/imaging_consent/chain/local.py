@@ -3,7 +3,9 @@
 Both chains are started from the same well-known test mnemonic, so account ``i`` has the same
 address and key on either chain. The process runs in its own session (process group) and the
 whole group is stopped on exit, so no node child outlives the context, even when the body
-raises or the interpreter exits without leaving the context.
+raises or the interpreter exits without leaving the context. A start that fails or is
+interrupted (Ctrl-C, or SIGTERM when a handler turns it into an exception, as the CLI's does)
+stops the process too: SIGINT and SIGTERM are held while it is spawned and recorded.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, Any, Literal
 
 from eth_account import Account
@@ -44,6 +48,7 @@ NODE_MODULES_ENV = "IMAGING_CONSENT_NODE_MODULES"
 _START_DEADLINE = 30.0
 _STOP_GRACE = 5.0
 _PORT_ATTEMPTS = 3
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ChainKind(str, enum.Enum):
@@ -232,23 +237,29 @@ class LocalChain:
             ChainBinaryNotFoundError: If the executable is missing (run ``npm ci``).
             LocalChainError: If the chain does not come up within 30 seconds; the message ends
                 with the tail of its error output.
+
+        Whatever ends a start early (an error, Ctrl-C, SIGTERM) stops the process first: from
+        the moment it exists it is recorded here and stopped at interpreter exit at the latest.
         """
         if self._process is not None:
             raise LocalChainError(f"the {self.kind.value} chain is already started")
         binary = find_chain_binary(self.kind)
         attempts = 1 if self._requested_port is not None else _PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            port = self._requested_port or _free_port()
-            try:
-                self._launch(binary, port)
-                break
-            except LocalChainError:
-                # Another process may have taken the port between picking and binding it.
-                if attempt == attempts:
-                    raise
-                logger.warning("%s did not start on port %d, retrying", self.kind.value, port)
-        atexit.register(self.stop)
-        self._session = connect(self.rpc_url, self.chain_id)
+        try:
+            for attempt in range(1, attempts + 1):
+                port = self._requested_port or _free_port()
+                try:
+                    self._launch(binary, port)
+                    break
+                except LocalChainError:
+                    # Another process may have taken the port between picking and binding it.
+                    if attempt == attempts:
+                        raise
+                    logger.warning("%s did not start on port %d, retrying", self.kind.value, port)
+            self._session = connect(self.rpc_url, self.chain_id)
+        except BaseException:  # an interrupt too: the process must not outlive a failed start
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -295,22 +306,38 @@ class LocalChain:
         return command
 
     def _launch(self, binary: Path, port: int) -> None:
+        """Start the process on ``port`` and wait until it answers; stop it if it does not.
+
+        Raises:
+            LocalChainError: If it exits, answers another chain id, or stays silent too long.
+        """
         if self._stderr is not None:
             self._stderr.close()
         # A file, not a pipe: a chatty chain can never block on a full pipe nobody reads.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        process = subprocess.Popen(
-            self._command(binary, port),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
+        with _signals_held():  # no interrupt between the process starting and being recorded
+            self._process = subprocess.Popen(
+                self._command(binary, port),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
+            atexit.register(self.stop)
         url = f"http://127.0.0.1:{port}"
+        problem = self._wait_until_up(self._process, url)
+        if problem is not None:
+            self.stop()
+            raise LocalChainError(problem)
+        self._port = port
+        logger.info("started %s on %s (pid %d)", self.kind.value, url, self._process.pid)
+
+    def _wait_until_up(self, process: subprocess.Popen[bytes], url: str) -> str | None:
+        """Poll ``url`` until the chain answers: None, or why it never will."""
         deadline = time.monotonic() + _START_DEADLINE
         while True:
             if process.poll() is not None:
-                raise LocalChainError(
+                return (
                     f"{self.kind.value} exited with status {process.returncode} before "
                     f"answering on {url}{self._stderr_tail()}"
                 )
@@ -320,22 +347,17 @@ class LocalChain:
                 answered = None
             if answered is not None:
                 if answered != self.chain_id:
-                    _stop_group(process)
-                    raise LocalChainError(
+                    return (
                         f"{url} answered chain id {answered}, expected {self.chain_id}: "
                         "is another chain on that port?"
                     )
-                break
+                return None
             if time.monotonic() > deadline:
-                _stop_group(process)
-                raise LocalChainError(
+                return (
                     f"{self.kind.value} did not answer JSON-RPC on {url} within "
                     f"{_START_DEADLINE:.0f} s{self._stderr_tail()}"
                 )
             time.sleep(0.05)
-        self._process = process
-        self._port = port
-        logger.info("started %s on %s (pid %d)", self.kind.value, url, process.pid)
 
     def _stderr_tail(self, limit: int = 2000) -> str:
         if self._stderr is None:
@@ -383,6 +405,36 @@ class LocalChain:
         """
         if not self.rpc("evm_revert", snapshot_id):
             raise LocalChainError(f"{self.kind.value} refused to revert to snapshot {snapshot_id}")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as before.
+
+    In the main thread only (elsewhere signals cannot be handled). A held signal whose handler
+    was Python code calls it (Ctrl-C raises ``KeyboardInterrupt`` as usual); one left to the
+    default action exits with ``128 + signal`` through ``SystemExit``, so clean-up still runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for held_signal, handler in previous.items():
+            signal.signal(held_signal, handler)
+        for signum in held[:1]:
+            before = previous[signal.Signals(signum)]
+            if callable(before):
+                before(signum, None)
+            elif before == signal.SIG_DFL:
+                raise SystemExit(128 + signum)
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:

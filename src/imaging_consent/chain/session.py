@@ -22,7 +22,12 @@ from web3.exceptions import Web3Exception
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
-from imaging_consent.errors import ChainUnavailableError, InsecureEndpointError, WrongChainError
+from imaging_consent.errors import (
+    ChainUnavailableError,
+    InsecureEndpointError,
+    InvalidRpcUrlError,
+    WrongChainError,
+)
 from imaging_consent.net import is_loopback_host, is_plain_http_to_remote, redact_url
 
 __all__ = [
@@ -78,14 +83,22 @@ def check_rpc_url(rpc_url: str, *, allow_insecure_http: bool = False) -> None:
     """Refuse a URL that is not HTTP(S), or plain HTTP to a node that is not on loopback.
 
     Raises:
-        ChainUnavailableError: If the URL is not ``http://`` or ``https://``.
+        InvalidRpcUrlError: If the URL is not ``http://`` or ``https://``, or has no host or a
+            bad port.
         InsecureEndpointError: If it is ``http://`` to a non-loopback host and
             ``allow_insecure_http`` is False.
     """
     parts = urlsplit(rpc_url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        what = f"{parts.scheme}://{parts.hostname or ''}" if port_ok else "(its port is bad)"
+        raise InvalidRpcUrlError(
+            f"unsupported RPC URL {what}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+        )
     shown = redact_url(rpc_url)
-    if parts.scheme not in ("http", "https"):
-        raise ChainUnavailableError(f"unsupported RPC URL {shown}: expected http:// or https://")
     if not allow_insecure_http and is_plain_http_to_remote(rpc_url):
         raise InsecureEndpointError(
             f"refusing plain-HTTP RPC URL {shown}: a node that is not on this machine must be "
@@ -117,8 +130,8 @@ def connect(
         The session, with the chain id the endpoint reported.
 
     Raises:
-        ChainUnavailableError: If the URL is not HTTP(S), or the endpoint cannot be reached
-            or does not answer JSON-RPC.
+        InvalidRpcUrlError: If the URL is malformed or not HTTP(S) (nothing is sent).
+        ChainUnavailableError: If the endpoint cannot be reached or does not answer JSON-RPC.
         InsecureEndpointError: If the URL is plain HTTP to a non-loopback host and
             ``allow_insecure_http`` is False (nothing is sent).
         WrongChainError: If ``expected_chain_id`` is given and differs from the endpoint's.

@@ -3,9 +3,10 @@
 One module per command or group (``deploy``, ``fetch`` and ``verify``, ``audit``, ``demo``,
 ``chain``, ``site``, ``consent``), each with its own ``typer.Typer`` that :mod:`.app` adds; the
 operations they call live in the layers below (``consent``, ``provenance``, ``access_log``,
-``gateway``).
+``gateway``). Importing this package is cheap: :func:`main` (:mod:`.entry`) installs the signal
+handlers before it imports :mod:`.app` (the typer application) and all the commands need.
 """
 
-from imaging_consent.cli.app import app, main
+from imaging_consent.cli.entry import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -1,6 +1,8 @@
 """The ``imaging-consent`` command: its groups, and one error policy for all of them.
 
-Errors print one red line on stderr and exit 1; usage errors exit 2; Ctrl-C exits 130. No
+Errors print one red line on stderr and exit 1 (a refusal or a failure); usage errors exit 2
+(a bad or missing option, and a malformed address, purpose, time, key or RPC URL wherever it was
+given); Ctrl-C exits 130 and SIGTERM 143 (:mod:`.entry` installs their handlers first). No
 traceback is ever shown unless ``IMAGING_CONSENT_DEBUG=1`` is set.
 
 Log lines, and Python warnings, go to the file named by ``IMAGING_CONSENT_LOG_FILE`` (created
@@ -15,21 +17,40 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from importlib import metadata
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+import imaging_consent
 from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, keys, site
 from imaging_consent.cli import serve as serve_command
-from imaging_consent.cli.common import err_console, one_line
-from imaging_consent.errors import ImagingConsentError
+from imaging_consent.cli.common import err_console, one_line, out_console
+from imaging_consent.cli.entry import Interrupted
+from imaging_consent.errors import (
+    ImagingConsentError,
+    InvalidAddressError,
+    InvalidRpcUrlError,
+    InvalidTimestampError,
+    PrivateKeyError,
+    UnknownPurposeError,
+)
 
-__all__ = ["DEBUG_ENV", "LOG_FILE_ENV", "app", "main"]
+__all__ = ["DEBUG_ENV", "LOG_FILE_ENV", "USAGE_ERRORS", "app", "run", "version"]
 
 DEBUG_ENV = "IMAGING_CONSENT_DEBUG"
 LOG_FILE_ENV = "IMAGING_CONSENT_LOG_FILE"
 #: Loggers whose lines may quote DICOM element values: logged only at DEBUG.
 _QUOTING_LOGGERS = ("pydicom", "py.warnings")
+#: Malformed input, wherever it was given (option, environment, config): exit 2 like a bad option.
+USAGE_ERRORS: tuple[type[ImagingConsentError], ...] = (
+    InvalidAddressError,
+    InvalidRpcUrlError,
+    InvalidTimestampError,
+    PrivateKeyError,
+    UnknownPurposeError,
+)
 
 app = typer.Typer(
     name="imaging-consent",
@@ -39,7 +60,7 @@ app = typer.Typer(
         "verify them and read the audit trail."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -48,6 +69,35 @@ app = typer.Typer(
 for module in (deploy, fetch, audit, demo, chain, site, consent, keys):
     app.add_typer(module.app)
 app.add_typer(serve_command.app)
+
+
+def version() -> str:
+    """The installed package's version (the source tree's when it is run without installing)."""
+    try:
+        return metadata.version("imaging-consent")
+    except metadata.PackageNotFoundError:
+        return imaging_consent.__version__
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        out_console.print(f"imaging-consent {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Options that come before the command (``--version``, shell completion)."""
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -82,8 +132,8 @@ def _configure_logging(debug: bool) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the console entry point calls ``sys.exit`` on it).
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (:func:`.entry.main` calls it, its handlers set).
 
     Args:
         argv: Arguments without the program name; default ``sys.argv[1:]``.
@@ -108,8 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.format_message(), code)
     except typer.Abort:
         return _fail("aborted")
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+    except Interrupted as interrupt:
+        return _fail("interrupted", interrupt.exit_code)
+    except USAGE_ERRORS as exc:
+        if debug:
+            err_console.print_exception()
+        return _fail(one_line(exc), 2)
     except ImagingConsentError as exc:
         if debug:
             err_console.print_exception()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
+import time
 from typing import Annotated
 
 import typer
 from rich.panel import Panel
-from rich.table import Table
 
 from imaging_consent.chain import ChainKind, LocalChain
 from imaging_consent.cli.common import err_console, out_console
+from imaging_consent.cli.entry import Interrupted
+from imaging_consent.cli.layout import print_records
 
 __all__ = ["ChainKind", "KindOpt", "app", "print_accounts", "wait_for_interrupt"]
 
@@ -38,50 +37,44 @@ TEST_KEYS_NOTICE = (
 def print_accounts(
     local: LocalChain, names: dict[int, str] | None = None, keys: bool = True
 ) -> None:
-    """Print the chain's funded accounts (and their dev keys, under a clear notice)."""
+    """Print the chain's funded accounts (and their dev keys, under a clear notice).
+
+    Keys and addresses are printed whole: one block per account if a table would not fit.
+    """
     names = names or {}
-    table = Table(title=f"Funded accounts on {local.kind.value} (chain id {local.chain_id})")
-    table.add_column("#", justify="right")
-    if names:
-        table.add_column("role")
-    table.add_column("address")
-    if keys:
-        table.add_column("dev private key (test only)")
+    headers = ["#", *(["role"] if names else []), "address"]
+    headers += [*(["dev private key (test only)"] if keys else []), "balance (ETH)"]
     w3 = local.session.w3
-    table.add_column("balance (ETH)", justify="right")
+    rows = []
     for index, account in enumerate(local.accounts):
         if names and index not in names:
             continue
-        row = [str(index)]
-        if names:
-            row.append(names[index])
-        row.append(account.address)
+        row = [str(index), *([names[index]] if names else []), account.address]
         if keys:
             row.append("0x" + bytes(account.key).hex())
         row.append(f"{w3.from_wei(w3.eth.get_balance(account.address), 'ether'):,.0f}")
-        table.add_row(*row)
-    out_console.print(table)
+        rows.append(row)
+    title = f"Funded accounts on {local.kind.value} (chain id {local.chain_id})"
+    print_records(out_console, title, headers, rows, right=("#", "balance (ETH)"))
     if keys:
         out_console.print(Panel(TEST_KEYS_NOTICE, style="bold yellow", expand=False))
 
 
-def wait_for_interrupt(message: str) -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM."""
-    stop = threading.Event()
+def wait_for_interrupt(message: str) -> int:
+    """Block until Ctrl-C (SIGINT) or SIGTERM.
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    The handlers :mod:`.entry` installs raise :class:`.Interrupted` out of the wait (and
+    ignore later signals while the caller cleans up).
 
-    previous = {
-        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
+    Returns:
+        The exit code the signal calls for: 130 after Ctrl-C, 143 after SIGTERM.
+    """
     try:
         err_console.print(message)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        while True:
+            time.sleep(3600)
+    except Interrupted as interrupt:
+        return interrupt.exit_code
 
 
 @app.command("start")
@@ -90,18 +83,28 @@ def start(
     anvil: Annotated[bool, typer.Option("--anvil", help="Shorthand for --chain anvil.")] = False,
     port: Annotated[
         int | None,
-        typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1 (default: a free one)."),
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Port on 127.0.0.1 (default: a free one, printed when the chain is up).",
+            show_default=False,
+        ),
     ] = None,
     accounts: Annotated[
         int, typer.Option("--accounts", min=1, max=100, help="Funded accounts.")
     ] = 10,
 ) -> None:
-    """Run a local chain in the foreground, print its funded accounts, stop it on Ctrl-C."""
+    """Run a local chain in the foreground, print its funded accounts, stop it on Ctrl-C.
+
+    Exits 130 once Ctrl-C has stopped the chain (143 after SIGTERM); the chain never outlives
+    the command.
+    """
     chosen = ChainKind.ANVIL if anvil else kind
     local = LocalChain(chosen, port=port, accounts=accounts)
-    with err_console.status(f"starting {chosen.value}..."):
-        local.start()
     try:
+        with err_console.status(f"starting {chosen.value}..."):
+            local.start()
         out_console.print(f"[bold green]{chosen.value} is running[/] at [bold]{local.rpc_url}[/]")
         print_accounts(local)
         out_console.print(
@@ -110,7 +113,8 @@ def start(
             "  export IMAGING_CONSENT_PRIVATE_KEY=<account 0's key above>\n"
             "  imaging-consent deploy --site <address> --gateway <address> --emergency <address>"
         )
-        wait_for_interrupt("Press Ctrl-C to stop the chain.")
+        code = wait_for_interrupt("Press Ctrl-C to stop the chain.")
     finally:
         local.stop()
     out_console.print(f"{chosen.value} stopped.")
+    raise typer.Exit(code)

@@ -73,7 +73,7 @@ __all__ = [
 def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Off a terminal (pipes, tests, CI) rich would wrap at 80 columns and cut addresses short;
-    # COLUMNS, when set, still says how wide the reader is.
+    # COLUMNS, when set, is the width asked for (rich reads it).
     width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 200
     # soft_wrap: messages are never hard-wrapped (commands stay copy-pastable); tables still fit.
     return Console(stderr=stderr, highlight=False, width=width, soft_wrap=True)

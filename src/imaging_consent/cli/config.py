@@ -15,6 +15,22 @@ It is found at ``--config`` / ``IMAGING_CONSENT_CONFIG``, else ``./imaging-conse
 ``$XDG_CONFIG_HOME/imaging-consent/config.toml`` (``~/.config/...``). TOML is read with the
 standard library's ``tomllib`` (Python 3.11+) or ``tomli`` if installed; on Python 3.10 without
 ``tomli``, use the environment variables.
+
+Every environment variable the command reads (the configuration table of ``docs/cli.md`` lists
+them all, and a test checks that it does):
+
+- :data:`ENV`, one per config key: ``IMAGING_CONSENT_RPC_URL``, ``IMAGING_CONSENT_MANIFEST``,
+  ``IMAGING_CONSENT_KEYSTORE``, ``IMAGING_CONSENT_STORE``, ``IMAGING_CONSENT_SITE_PEPPER_FILE``,
+  ``IMAGING_CONSENT_ALLOW_INSECURE_RPC`` (1/true/yes/on or 0/false/no/off);
+- ``IMAGING_CONSENT_CONFIG``: the config file;
+- secrets, never in the config file: ``IMAGING_CONSENT_KEYSTORE_PASSWORD`` (else a hidden
+  prompt), ``IMAGING_CONSENT_REQUESTER_KEYSTORE_PASSWORD`` (``fetch --requester-keystore``),
+  ``IMAGING_CONSENT_PRIVATE_KEY`` (a raw key, when no keystore is set) and
+  ``IMAGING_CONSENT_SITE_PEPPER`` (the pepper as hex, when no pepper file is set);
+- ``IMAGING_CONSENT_LOG_FILE`` (log lines, mode 0600) and ``IMAGING_CONSENT_DEBUG=1`` (tracebacks
+  and DEBUG lines), read by :mod:`.app`;
+- ``IMAGING_CONSENT_NODE_MODULES``: where ``ganache`` and ``anvil`` are, if not in a
+  ``node_modules`` above the package or the working folder.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from web3 import Web3
 from imaging_consent.access_log import access_history
 from imaging_consent.chain import ChainKind, LocalChain
 from imaging_consent.cli.chain import KindOpt, wait_for_interrupt
-from imaging_consent.cli.common import out_console
+from imaging_consent.cli.common import iso_utc, out_console
 from imaging_consent.cli.demo_setup import (
     ROLES,
     DemoError,
@@ -39,6 +39,7 @@ from imaging_consent.cli.demo_setup import (
     workdir,
     write_keep_files,
 )
+from imaging_consent.cli.layout import print_records
 from imaging_consent.cli.tables import audit_tables
 from imaging_consent.consent import ConsentClient, Purpose
 from imaging_consent.consent.relay import save_signed_consent
@@ -91,23 +92,29 @@ def _deploy_and_register(story: Story, studies: Path) -> FolderStore:
         "patient's address and a Merkle root over the pixel hashes. No UID, no name, no date."
     )
     store = FolderStore(studies)
-    table = Table(title="Registered studies (the Study UID stays at the site)")
-    for column in ("study", "study key on chain", "content root", "instances", "action"):
-        table.add_column(column)
+    rows = []
     for label, uid in story.study_uids.items():
         result = register_study(
             story.the_suite, admin, store, story.pepper, uid, story.addr("patient")
         )
         story.study_keys[label] = result.study_key
         story.record_gas(f"registerStudy ({label})", "site", result.tx_hash)
-        table.add_row(
-            label,
-            "0x" + result.study_key.hex()[:16] + "…",
-            "0x" + result.content_root.hex()[:16] + "…",
-            str(result.instance_count),
-            result.action.value,
+        rows.append(
+            [
+                label,
+                "0x" + result.study_key.hex(),
+                "0x" + result.content_root.hex(),
+                str(result.instance_count),
+                result.action.value,
+            ]
         )
-    story.console.print(table)
+    print_records(
+        story.console,
+        "Registered studies (the Study UID stays at the site)",
+        ("study", "study key on chain", "content root", "instances", "action"),
+        rows,
+        right=("instances",),
+    )
     story.good(f"registered {len(story.study_uids)} studies for the patient")
     return store
 
@@ -150,7 +157,7 @@ def _radiologist(story: Story, store: FolderStore) -> None:
 
 
 def _research(story: Story, store: FolderStore) -> None:
-    story.step(3, "A research app asks for the MR; the patient consents by signature, gas-free")
+    story.step(3, "A research app asks for the MR; the patient signs a consent, gas-free")
     story.say("The research app asks for the MR study for healthcare research (HRESCH).")
     try:
         _fetch(story, store, "MR", "research app", Purpose.HRESCH)
@@ -181,7 +188,7 @@ def _research(story: Story, store: FolderStore) -> None:
     story.say(
         f"  signed typed data: {signed.typed_data['primaryType']} in domain "
         f"{domain.get('name')} v{domain.get('version')} (chain {domain.get('chainId')}), "
-        f"issued at {signed.issued_at}"
+        f"issued at {iso_utc(signed.issued_at)}"
     )
     receipt = ConsentClient(story.the_suite, story.sender("relayer")).relay_grant(signed)
     story.record_gas("grantBySig (relayer pays)", "relayer", receipt.tx_hash)
@@ -287,12 +294,12 @@ def _gas_table(story: Story) -> None:
 
 
 def _cast(story: Story) -> None:
-    table = Table(title="Who is who (local dev accounts)")
-    table.add_column("role")
-    table.add_column("address")
-    for role in ROLES:
-        table.add_row(role, story.addr(role))
-    story.console.print(table)
+    print_records(
+        story.console,
+        "Who is who (local dev accounts)",
+        ("role", "address"),
+        [(role, story.addr(role)) for role in ROLES],
+    )
 
 
 def run_demo(
@@ -300,37 +307,41 @@ def run_demo(
     *,
     kind: ChainKind | Literal["ganache", "anvil"] = "ganache",
     keep_dir: Path | None = None,
-    wait: Callable[[], None] | None = None,
+    wait: Callable[[], int] | None = None,
 ) -> DemoResult:
     """Run the whole story on a local chain it starts (and stops, unless keeping it).
 
     Args:
         console: Where to narrate.
         kind: ``"ganache"`` (default) or ``"anvil"``.
-        keep_dir: If given, write the studies, manifest, keys, config and env snippet there,
-            print how to continue, call ``wait`` and only then stop the chain.
-        wait: Blocks while the chain is kept (e.g. until Ctrl-C).
+        keep_dir: If given, write the studies, manifest, keys, config and env snippet there
+            (emptying it first if an earlier run wrote it), print how to continue, call
+            ``wait`` and only then stop the chain.
+        wait: Blocks while the chain is kept (e.g. until Ctrl-C); returns the exit code.
 
     Returns:
-        The outcomes and gas figures.
+        The outcomes and gas figures, and the exit code ``wait`` returned (else 0).
 
     Raises:
-        DemoError: If a step's outcome is not what the system guarantees.
+        DemoError: If a step's outcome is not what the system guarantees, or ``keep_dir`` is a
+            non-empty folder no demo wrote.
         LocalChainError: If the chain cannot be started.
         ImagingConsentError: If any step fails.
     """
     started = time.monotonic()
+    exit_code = 0
     with workdir(keep_dir) as work:
         studies = work / "studies"
         uids = prepare_studies(studies)
         chain = LocalChain(kind)
-        with console.status(f"starting a local {kind} chain..."):
-            chain.start()
         try:
+            with console.status(f"starting a local {kind} chain..."):
+                chain.start()
             story = Story(console, chain, work, SitePepper(os.urandom(32)), study_uids=uids)
             console.print(
                 f"[bold]imaging-consent demo[/] on {kind} at {escape(chain.rpc_url)}, "
-                "with pydicom's real DICOM files"
+                "with pydicom's real DICOM files",
+                soft_wrap=False,
             )
             _cast(story)
             store = _deploy_and_register(story, studies)
@@ -347,10 +358,10 @@ def run_demo(
                 write_keep_files(story, work)
                 continue_hints(story, work)
                 if wait is not None:
-                    wait()
+                    exit_code = wait()
         finally:
             chain.stop()
-    return DemoResult(tuple(story.outcomes), tuple(story.gas), seconds, keep_dir)
+    return DemoResult(tuple(story.outcomes), tuple(story.gas), seconds, keep_dir, exit_code)
 
 
 @app.command("demo")
@@ -368,10 +379,16 @@ def demo(
     ] = "imaging-consent-demo",
     kind: KindOpt = ChainKind.GANACHE,
 ) -> None:
-    """Tell the whole story on a local chain: consent, release, refusal, break-glass, audit."""
-    run_demo(
+    """Tell the whole story on a local chain: consent, release, refusal, break-glass, audit.
+
+    With --keep, exits 130 once Ctrl-C has stopped the chain (143 after SIGTERM).
+    """
+    result = run_demo(
         out_console,
         kind=kind.value,
         keep_dir=Path(directory) if keep else None,
         wait=lambda: wait_for_interrupt("Press Ctrl-C to stop the chain."),
     )
+    if result.exit_code:
+        out_console.print(f"{kind.value} stopped.")
+        raise typer.Exit(result.exit_code)

@@ -5,7 +5,9 @@ files ``imaging-consent demo --keep`` leaves behind to continue by hand.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from rich.console import Console
+from rich.table import Table
 
 from imaging_consent.chain import LocalChain, TransactionSender, write_keystore
 from imaging_consent.contracts.deployment import Suite, sender_for
@@ -29,6 +32,7 @@ from imaging_consent.stores import FolderStore
 
 __all__ = [
     "DEMO_KEYSTORE_PASSWORD",
+    "DEMO_MARKER",
     "ROLES",
     "SAMPLE_FILES",
     "DemoError",
@@ -81,12 +85,14 @@ class DemoResult:
         gas: Gas per operation.
         seconds: Wall time of the story (chain start to audit).
         keep_dir: Where ``--keep`` wrote its files, if it did.
+        exit_code: What the kept chain's wait returned (130 after Ctrl-C), else 0.
     """
 
     outcomes: tuple[str, ...]
     gas: tuple[GasEntry, ...]
     seconds: float
     keep_dir: Path | None = None
+    exit_code: int = 0
 
 
 @dataclass
@@ -110,15 +116,22 @@ class Story:
         self.console.rule(f"[bold]{number}. {title}")
 
     def say(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, soft_wrap=False)  # wrapped between words at the width
 
     def good(self, text: str) -> None:
         self.outcomes.append(text)
-        self.console.print(f"  [bold green]✔[/] {text}")
+        self._outcome("[bold green]✔[/]", text)
 
     def bad(self, text: str) -> None:
         self.outcomes.append(text)
-        self.console.print(f"  [bold red]✘[/] {text}")
+        self._outcome("[bold red]✘[/]", text)
+
+    def _outcome(self, mark: str, text: str) -> None:
+        lines = Table.grid(padding=(0, 1))  # wrapped lines hang under the text, not the mark
+        lines.add_column(no_wrap=True)
+        lines.add_column()
+        lines.add_row(f"  {mark}", text)
+        self.console.print(lines)
 
     def check(self, condition: bool, failure: str) -> None:
         if not condition:
@@ -221,14 +234,51 @@ def identifying_attributes(original: Dataset, released: Dataset) -> tuple[list[s
 # --- what --keep leaves behind ---------------------------------------------------------------
 
 
+#: Marks a folder ``--keep`` wrote, so that a later run may empty it.
+DEMO_MARKER = ".imaging-consent-demo"
+
+
 @contextmanager
 def workdir(keep_dir: Path | None) -> Iterator[Path]:
-    if keep_dir is not None:
-        keep_dir.mkdir(parents=True, exist_ok=True)
-        yield keep_dir.resolve()
+    """The folder the story writes to: a temporary one, or ``keep_dir`` emptied first.
+
+    A ``keep_dir`` from an earlier run (it holds :data:`DEMO_MARKER`) is emptied, so a rerun
+    never mixes its files with old ones; any other folder must be new or empty.
+
+    Raises:
+        DemoError: If ``keep_dir`` is a file, or a non-empty folder no demo wrote.
+    """
+    if keep_dir is None:
+        with tempfile.TemporaryDirectory(prefix="imaging-consent-demo-") as folder:
+            yield Path(folder)
         return
-    with tempfile.TemporaryDirectory(prefix="imaging-consent-demo-") as folder:
-        yield Path(folder)
+    if keep_dir.is_dir() and any(keep_dir.iterdir()):
+        if not (keep_dir / DEMO_MARKER).is_file():
+            raise DemoError(
+                f"--dir {keep_dir} is not empty and no demo wrote it: pass a new or empty folder"
+            )
+        for entry in keep_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    elif keep_dir.exists() and not keep_dir.is_dir():
+        raise DemoError(f"--dir {keep_dir} is not a folder")
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    (keep_dir / DEMO_MARKER).write_text(
+        "Written by `imaging-consent demo --keep`: the next run in this folder empties it.\n"
+    )
+    yield keep_dir.resolve()
+
+
+def _key_file(role: str) -> str:
+    return "keys/" + role.replace("/", "-").replace(" ", "-") + ".json"
+
+
+def _console_script_folder() -> Path | None:
+    """The folder of the ``imaging-consent`` script installed beside this Python, if any."""
+    folder = Path(sys.executable).parent
+    return folder if (folder / "imaging-consent").is_file() else None
 
 
 def write_keep_files(story: Story, folder: Path) -> None:
@@ -241,12 +291,10 @@ def write_keep_files(story: Story, folder: Path) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(story.pepper.reveal().hex() + "\n")
     os.chmod(pepper_file, 0o600)
-    keys = folder / "keys"
-    keys.mkdir(exist_ok=True)
+    (folder / "keys").mkdir(exist_ok=True)
     for role in ROLES:
-        name = role.replace("/", "-").replace(" ", "-")
         write_keystore(
-            story.account(role), keys / f"{name}.json", DEMO_KEYSTORE_PASSWORD, iterations=2**12
+            story.account(role), folder / _key_file(role), DEMO_KEYSTORE_PASSWORD, iterations=2**12
         )
     (folder / "imaging-consent.toml").write_text(
         f'rpc_url = "{story.chain.rpc_url}"\n'
@@ -254,34 +302,56 @@ def write_keep_files(story: Story, folder: Path) -> None:
         'store = "studies"\n'
         'site_pepper_file = "site-pepper"\n'
     )
+    scripts = _console_script_folder()
+    path_line = f'export PATH={shlex.quote(str(scripts))}:"$PATH"\n' if scripts else ""
     (folder / "env.sh").write_text(
         "# Test accounts on a local chain only. Source it: . ./env.sh\n"
-        f"export IMAGING_CONSENT_RPC_URL={story.chain.rpc_url}\n"
-        f"export IMAGING_CONSENT_MANIFEST={manifest}\n"
-        f"export IMAGING_CONSENT_STORE={folder / 'studies'}\n"
-        f"export IMAGING_CONSENT_SITE_PEPPER_FILE={pepper_file}\n"
+        + path_line
+        + f"export IMAGING_CONSENT_RPC_URL={story.chain.rpc_url}\n"
+        f"export IMAGING_CONSENT_MANIFEST={shlex.quote(str(manifest))}\n"
+        f"export IMAGING_CONSENT_STORE={shlex.quote(str(folder / 'studies'))}\n"
+        f"export IMAGING_CONSENT_SITE_PEPPER_FILE={shlex.quote(str(pepper_file))}\n"
         f"export IMAGING_CONSENT_KEYSTORE_PASSWORD={DEMO_KEYSTORE_PASSWORD}\n"
     )
 
 
 def continue_hints(story: Story, folder: Path) -> None:
-    p = story.addr
-    ct_key = "0x" + story.study_keys["CT"].hex()
+    """Print what ``--keep`` left in ``folder`` and the next commands, each line < 80 columns.
+
+    The keys and addresses go into shell variables first, so the commands stay short.
+    """
+    chain_id = story.the_suite.manifest.chain_id
+    files = [
+        (f"deployments/{chain_id}.json", "the deployment manifest"),
+        ("keys/<role>.json", f"keystores, password '{DEMO_KEYSTORE_PASSWORD}' (TEST KEYS ONLY)"),
+        ("studies/", "the site's DICOM files"),
+        ("site-pepper", "the site's secret pepper (mode 0600)"),
+        ("imaging-consent.toml", "config: RPC URL, manifest, store, pepper file"),
+        ("env.sh", "the same as environment variables, and PATH"),
+    ]
+    roles = ", ".join(_key_file(role).removeprefix("keys/") for role in ROLES)
     story.console.rule("[bold]Continue by hand")
     story.console.print(
-        f"The chain keeps running at {story.chain.rpc_url}. Files are in {folder}:\n"
-        "deployments/ (manifest), keys/ (keystores, password "
-        f"'{DEMO_KEYSTORE_PASSWORD}', TEST KEYS ONLY), studies/, site-pepper, "
-        "imaging-consent.toml, env.sh.\n"
+        f"The chain keeps running at {story.chain.rpc_url}. The files are in {folder}:",
+        soft_wrap=False,
+    )
+    for name, what in files:
+        story.console.print(f"  {name:<22} {what}", highlight=False)
+    story.console.print(f"  (keys/: {roles})", soft_wrap=False)
+    story.console.print(
         "In another shell:\n"
-        f"  cd {folder} && . ./env.sh\n"
-        "  imaging-consent consent grant --keystore keys/patient.json "
-        f"--grantee {p('radiologist')} --study-key {ct_key} \\\n"
+        f"  cd {shlex.quote(str(folder))} && . ./env.sh\n"
+        f"  patient={story.addr('patient')}\n"
+        f"  radiologist={story.addr('radiologist')}\n"
+        f"  ct_key=0x{story.study_keys['CT'].hex()}\n"
+        f"  ct_uid={story.study_uids['CT']}\n"
+        "  imaging-consent consent grant --keystore keys/patient.json \\\n"
+        '      --grantee "$radiologist" --study-key "$ct_key" \\\n'
         "      --purpose TREAT --identified --expires 7d\n"
-        f"  imaging-consent fetch {story.study_uids['CT']} --purpose TREAT "
-        f"--as {p('radiologist')} --keystore keys/gateway.json --out received/ct-again\n"
+        '  imaging-consent fetch "$ct_uid" --purpose TREAT --as "$radiologist" \\\n'
+        "      --keystore keys/gateway.json --out received/ct-again\n"
         "  imaging-consent verify received/ct-again\n"
-        f"  imaging-consent consent revoke --keystore keys/patient.json --grantee "
-        f"{p('radiologist')} --study-key {ct_key}\n"
-        f"  imaging-consent audit --patient {p('patient')}"
+        "  imaging-consent consent revoke --keystore keys/patient.json \\\n"
+        '      --grantee "$radiologist" --study-key "$ct_key"\n'
+        '  imaging-consent audit --patient "$patient"'
     )
