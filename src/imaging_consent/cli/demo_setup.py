@@ -347,7 +347,7 @@ def continue_hints(story: Story, folder: Path) -> None:
         f"  ct_uid={story.study_uids['CT']}\n"
         "  imaging-consent consent grant --keystore keys/patient.json \\\n"
         '      --grantee "$radiologist" --study-key "$ct_key" \\\n'
-        "      --purpose TREAT --identified --expires 7d\n"
+        "      --purpose TREAT --identified --expires 7d --yes\n"
         '  imaging-consent fetch "$ct_uid" --purpose TREAT --as "$radiologist" \\\n'
         "      --keystore keys/gateway.json --out received/ct-again\n"
         "  imaging-consent verify received/ct-again\n"
