@@ -496,6 +496,16 @@ def test_every_configuration_variable_is_documented() -> None:
         "IMAGING_CONSENT_LOG_FILE",
         "IMAGING_CONSENT_DEBUG",
         "IMAGING_CONSENT_NODE_MODULES",
+        "IMAGING_CONSENT_ORTHANC_USERNAME",
+        "IMAGING_CONSENT_ORTHANC_PASSWORD",
+        "IMAGING_CONSENT_SERVE_HOST",
+        "IMAGING_CONSENT_SERVE_PORT",
+        "IMAGING_CONSENT_SERVE_PUBLIC_URL",
+        "IMAGING_CONSENT_SERVE_LOG_MODE",
+        "IMAGING_CONSENT_SERVE_FLUSH_INTERVAL",
+        "IMAGING_CONSENT_SERVE_ALLOW_ORIGINS",
+        "IMAGING_CONSENT_SERVE_TOKEN_LIFETIME",
+        "IMAGING_CONSENT_SERVE_WORK_DIR",
     }
     used = set(re.findall(r"IMAGING_CONSENT_[A-Z_]+", "".join(
         path.read_text() for path in (SRC / "imaging_consent").rglob("*.py")

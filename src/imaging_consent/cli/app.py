@@ -26,7 +26,7 @@ from rich.markup import escape
 import imaging_consent
 from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, keys, site
 from imaging_consent.cli import serve as serve_command
-from imaging_consent.cli.common import err_console, one_line, out_console
+from imaging_consent.cli.common import UsageProblem, err_console, one_line, out_console
 from imaging_consent.cli.entry import Interrupted
 from imaging_consent.errors import (
     ImagingConsentError,
@@ -149,6 +149,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
             prog_name="imaging-consent",
         )
+    except UsageProblem as exc:  # a value or combination we refuse: one line, like every error
+        return _fail(exc.message, 2)
     except typer.TyperException as exc:  # usage errors (2) and other click-style errors
         code = int(getattr(exc, "exit_code", 1))
         show = getattr(exc, "show", None)

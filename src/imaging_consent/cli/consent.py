@@ -199,7 +199,7 @@ def _purposes(values: list[str] | None) -> list[Purpose]:
     try:
         return [Purpose.parse(v) for v in values]
     except UnknownPurposeError as exc:
-        raise UsageProblem(f"--purpose: {exc}") from None
+        raise UnknownPurposeError(f"--purpose: {exc}") from None
 
 
 # --- addresses --------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Ethereum.
 The gateway key comes from ``--keystore`` / ``IMAGING_CONSENT_KEYSTORE`` or
 ``IMAGING_CONSENT_PRIVATE_KEY``, never from a flag; the RPC URL, manifest, store and site pepper
 from the same option / environment / config-file chain as every command. The service's own
-settings are options with an environment variable each (``IMAGING_CONSENT_SERVE_*``).
+settings are options with an environment variable each (``IMAGING_CONSENT_SERVE_HOST``...).
 
 Uvicorn's access log is off: request paths carry study UIDs. Log lines follow the CLI's policy
 (``IMAGING_CONSENT_LOG_FILE``).
@@ -30,22 +30,23 @@ __all__ = ["app"]
 
 app = typer.Typer()
 
-_ENV = "IMAGING_CONSENT_SERVE_"
-
 
 @app.command("serve")
 @with_workspace()
 def serve(
     ws: Workspace,
     host: Annotated[
-        str, typer.Option("--host", envvar=f"{_ENV}HOST", help="Address to listen on.")
+        str,
+        typer.Option("--host", envvar="IMAGING_CONSENT_SERVE_HOST", help="Address to listen on."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", envvar=f"{_ENV}PORT", help="Port.")] = 8080,
+    port: Annotated[
+        int, typer.Option("--port", envvar="IMAGING_CONSENT_SERVE_PORT", help="Port.")
+    ] = 8080,
     public_url: Annotated[
         str | None,
         typer.Option(
             "--public-url",
-            envvar=f"{_ENV}PUBLIC_URL",
+            envvar="IMAGING_CONSENT_SERVE_PUBLIC_URL",
             help="The origin apps reach the service at, which sign-in messages must name "
             "(default http://HOST:PORT).",
         ),
@@ -56,7 +57,7 @@ def serve(
         LogMode,
         typer.Option(
             "--log-mode",
-            envvar=f"{_ENV}LOG_MODE",
+            envvar="IMAGING_CONSENT_SERVE_LOG_MODE",
             help="sync: one transaction per access before the images leave; batched: the "
             "outbox, anchored on a timer.",
         ),
@@ -65,7 +66,7 @@ def serve(
         float,
         typer.Option(
             "--flush-interval",
-            envvar=f"{_ENV}FLUSH_INTERVAL",
+            envvar="IMAGING_CONSENT_SERVE_FLUSH_INTERVAL",
             help="Seconds between anchors of the outbox (and once at shutdown).",
         ),
     ] = 5.0,
@@ -73,7 +74,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--allow-origin",
-            envvar=f"{_ENV}ALLOW_ORIGINS",
+            envvar="IMAGING_CONSENT_SERVE_ALLOW_ORIGINS",
             help="A browser origin allowed by CORS (repeatable; never *).",
         ),
     ] = None,
@@ -81,7 +82,7 @@ def serve(
         int,
         typer.Option(
             "--token-lifetime",
-            envvar=f"{_ENV}TOKEN_LIFETIME",
+            envvar="IMAGING_CONSENT_SERVE_TOKEN_LIFETIME",
             help=f"Seconds an access token lives (at most {MAX_TOKEN_LIFETIME}).",
         ),
     ] = MAX_TOKEN_LIFETIME,
@@ -89,7 +90,7 @@ def serve(
         Path | None,
         typer.Option(
             "--work-dir",
-            envvar=f"{_ENV}WORK_DIR",
+            envvar="IMAGING_CONSENT_SERVE_WORK_DIR",
             help="Private folder for releases in flight and kept proofs (default: beside "
             "the manifest).",
         ),
