@@ -182,6 +182,11 @@ class InvalidTimestampError(ConsentError, ValueError):
     """A grant time is naive (no timezone), negative or beyond uint48."""
 
 
+class ClockMismatchError(ConsentError):
+    """This machine's clock and the chain's latest block time disagree too much to turn a
+    duration into a point in time (one of the two clocks is wrong)."""
+
+
 class ReadOnlyClientError(ConsentError, RuntimeError):
     """A consent client made without a transaction sender was asked to send a transaction."""
 

@@ -51,9 +51,9 @@ from imaging_consent.consent import (
 from imaging_consent.consent.inputs import parse_grantee
 from imaging_consent.consent.relay import save_signed_consent
 from imaging_consent.errors import (
+    ClockMismatchError,
     InvalidGrantError,
     InvalidSignatureError,
-    InvalidTimestampError,
     NotDelegateError,
     UnknownPurposeError,
 )
@@ -150,12 +150,12 @@ def _checked_wall_clock(ws: Workspace) -> int:
     """This machine's clock, once checked against the chain's latest block time.
 
     Raises:
-        InvalidTimestampError: If the chain's latest block is ahead of this clock by more than
+        ClockMismatchError: If the chain's latest block is ahead of this clock by more than
             :data:`CHAIN_AHEAD_LIMIT` (one of the two clocks is wrong).
     """
     wall, chain = int(time.time()), _chain_now(ws)
     if chain - wall > CHAIN_AHEAD_LIMIT:
-        raise InvalidTimestampError(
+        raise ClockMismatchError(
             f"the chain's latest block time {iso_utc(chain)} is ahead of this machine's clock "
             f"{iso_utc(wall)}: a duration such as 7d would not mean the same to the chain; "
             "fix this machine's clock, or give ISO dates"
