@@ -267,9 +267,14 @@ class Gate:
 
 
 @pytest.fixture(scope="module")
-def deployed(chain: LocalChain) -> tuple[Suite, Actors]:
+def deployed(chain: LocalChain) -> Iterator[tuple[Suite, Actors]]:
+    """The suite, deployed on the session chain and reverted after this module (others share it)."""
+    snapshot = chain.snapshot()
     people = actors(chain)
-    return deploy_suite(chain, people), people
+    try:
+        yield deploy_suite(chain, people), people
+    finally:
+        chain.revert(snapshot)
 
 
 @pytest.fixture
