@@ -347,7 +347,9 @@ def test_keys_new_import_and_show(world: World) -> None:
     assert on_argv.returncode == 2 and not (folder / "argv.json").exists()  # not an argument
     assert_one_error_line(no_password, "IMAGING_CONSENT_KEYSTORE_PASSWORD")
     assert not (folder / "nopw.json").exists()
-    assert_one_error_line(bad_key, "standard input does not hold a private key")
+    assert bad_key.returncode == 2  # malformed input is a usage error
+    assert bad_key.stderr.strip().startswith("error:") and "Traceback" not in bad_key.stderr
+    assert "standard input does not hold a private key" in bad_key.stderr
 
 
 # --- fetch, verify and audit --------------------------------------------------------------------
