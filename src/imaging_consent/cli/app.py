@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Annotated
@@ -100,6 +101,9 @@ def _root(
     """Options that come before the command (``--version``, shell completion)."""
 
 
+_SECRET = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+
+
 def _fail(message: str, code: int = 1) -> int:
     err_console.print(f"[bold red]error:[/] [red]{escape(message)}[/]", soft_wrap=True)
     return code
@@ -153,11 +157,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.message, 2)
     except typer.TyperException as exc:  # usage errors (2) and other click-style errors
         code = int(getattr(exc, "exit_code", 1))
-        show = getattr(exc, "show", None)
-        if show is not None and code == 2:
-            show()
-            return code
-        return _fail(exc.format_message(), code)
+        # One line, like every error; a secret typed where it does not belong (a private key
+        # as an extra argument) is not echoed back.
+        message = _SECRET.sub("0x<hidden>", exc.format_message())
+        return _fail(f"{message} (see --help)" if code == 2 else message, code)
     except typer.Abort:
         return _fail("aborted")
     except Interrupted as interrupt:
