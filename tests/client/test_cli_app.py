@@ -106,6 +106,7 @@ class Stopped:
     stderr: str
     ports: frozenset[int]
     left: frozenset[int]
+    finished_first: bool = False  # the command had ended before the signal could be sent
 
 
 def console_script(folder: Path) -> Path:
@@ -159,11 +160,18 @@ def stop_at(args: tuple[str, ...], moment: tuple[str, float], signum: int, cwd: 
         while time.monotonic() < deadline:
             ports |= chain_ports(marked_pids(marker) - {process.pid})
             time.sleep(0.02)
-        process.send_signal(signum)
+        finished_first = process.poll() is not None
+        if not finished_first:
+            process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
         left = marked_pids(marker)
         return Stopped(
-            moment, shell_exit_code(process.returncode), stderr, frozenset(ports), frozenset(left)
+            moment,
+            shell_exit_code(process.returncode),
+            stderr,
+            frozenset(ports),
+            frozenset(left),
+            finished_first,
         )
     finally:
         if process.poll() is None:
@@ -173,8 +181,10 @@ def stop_at(args: tuple[str, ...], moment: tuple[str, float], signum: int, cwd: 
 
 
 def assert_stopped_cleanly(runs: list[Stopped], code: int) -> None:
+    # On a fast machine a command can end before a late moment comes: nothing to interrupt.
+    assert sum(not run.finished_first for run in runs) >= len(runs) // 2, runs
     for run in runs:
-        assert run.exit_code == code, run
+        assert run.exit_code == (0 if run.finished_first else code), run
         assert "Traceback" not in run.stderr, run
         assert not run.left, f"still running after a signal at {run.moment}: {run}"
         for port in run.ports:
@@ -468,10 +478,6 @@ def test_demo_reads_well_at_80_columns(tmp_path: Path) -> None:
     assert len(HEX.findall(story)) >= 7 + 3 * 2  # the cast, then each study's key and root
 
 
-@pytest.mark.xfail(
-    reason="the audit tables (cli/tables.py) get their narrow layout with the audit command",
-    strict=False,
-)
 def test_demo_audit_step_reads_well_at_80_columns(tmp_path: Path) -> None:
     text = demo_at_80_columns(tmp_path)
 
