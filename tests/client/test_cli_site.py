@@ -259,6 +259,7 @@ def test_site_roles_lists_holders_by_role_name(world: World) -> None:
     revoked = world.run("site", "revoke-role", "EMERGENCY", world.address(EMERGENCY), "--json")
     again = world.run("site", "revoke-role", "EMERGENCY", world.address(EMERGENCY), "--json")
     after = world.run("site", "roles", "--json", key=None)
+    unchecked = world.run("site", "grant-role", "EMERGENCY", world.address(EMERGENCY).lower())
     granted = world.run("site", "grant-role", "EMERGENCY", world.address(EMERGENCY))
     text = world.run("site", "roles", key=None, env={"COLUMNS": "80"})
 
@@ -268,6 +269,7 @@ def test_site_roles_lists_holders_by_role_name(world: World) -> None:
     assert change["site"] == admin and re.fullmatch(r"0x[0-9a-f]{64}", change["tx_hash"])
     assert json.loads(again.stdout)["action"] == "unchanged"
     assert "EMERGENCY_ROLE" not in {h["role"] for h in json.loads(after.stdout)["holders"]}
+    assert unchecked.returncode == 2 and "--accept-unchecksummed" in unchecked.stderr
     assert granted.returncode == 0 and "granted EMERGENCY_ROLE" in granted.stdout
     assert text.returncode == 0, text.stderr
     assert_full_width(text.stdout, 80)

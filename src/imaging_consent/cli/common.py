@@ -46,6 +46,8 @@ from imaging_consent.dicom import SitePepper, load_pepper
 from imaging_consent.errors import ImagingConsentError, InvalidAddressError, SignerError
 
 __all__ = [
+    "UNCHECKED_FLAG",
+    "AcceptUncheckedOpt",
     "AllowInsecureRpcOpt",
     "Command",
     "ConfigOpt",
@@ -317,6 +319,18 @@ class Workspace:
 
 
 # --- parsing ----------------------------------------------------------------------------------
+
+
+#: The flag that accepts an address without an EIP-55 checksum where one is required.
+UNCHECKED_FLAG = "--accept-unchecksummed"
+AcceptUncheckedOpt = Annotated[
+    bool,
+    typer.Option(
+        UNCHECKED_FLAG,
+        help="Accept an all-lowercase (or all-uppercase) address: it has no EIP-55 checksum, "
+        "so a mistyped character cannot be caught.",
+    ),
+]
 
 
 def address(

@@ -20,6 +20,8 @@ from eth_typing import ChecksumAddress
 from rich.table import Table
 
 from imaging_consent.cli.common import (
+    UNCHECKED_FLAG,
+    AcceptUncheckedOpt,
     JsonOpt,
     UsageProblem,
     Workspace,
@@ -74,7 +76,7 @@ CHAIN_AHEAD_LIMIT = 5 * 60
 #: or a node that is not in sync (whose answers are old).
 CHAIN_BEHIND_WARNING = 24 * 3600
 
-_UNCHECKED = "--accept-unchecksummed"
+_UNCHECKED = UNCHECKED_FLAG
 _NARROW = 100  # below this many columns, tables print one block per record
 
 StudyKeyOpt = Annotated[
@@ -100,14 +102,6 @@ IdentifiedOpt = Annotated[
     typer.Option(
         "--identified/--deidentified",
         help="Allow identified data, or de-identified only (the default).",
-    ),
-]
-AcceptUncheckedOpt = Annotated[
-    bool,
-    typer.Option(
-        _UNCHECKED,
-        help="Accept an all-lowercase (or all-uppercase) address: it has no EIP-55 checksum, "
-        "so a mistyped character cannot be caught.",
     ),
 ]
 ForOpt = Annotated[

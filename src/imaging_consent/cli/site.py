@@ -21,6 +21,8 @@ from web3.types import EventData
 
 from imaging_consent.chain.logs import fetch_logs
 from imaging_consent.cli.common import (
+    UNCHECKED_FLAG,
+    AcceptUncheckedOpt,
     JsonOpt,
     Workspace,
     address,
@@ -437,8 +439,10 @@ def _appointed(suite: Suite) -> list[_Holder]:
 # --- grant-role / revoke-role -----------------------------------------------------------------
 
 
-def _role_change(role: Role, account: str, grant: bool, ws: Workspace, as_json: bool) -> None:
-    who = address(account)
+def _role_change(
+    role: Role, account: str, grant: bool, ws: Workspace, as_json: bool, checked: bool = True
+) -> None:
+    who = address(account, "ACCOUNT", checksum_flag=UNCHECKED_FLAG if checked else None)
     suite = ws.suite
     sender = ws.sender()
     site = None if role is Role.SITE else sender.address
@@ -468,10 +472,17 @@ AccountArg = Annotated[str, typer.Argument(help="The address that gains or loses
 
 @app.command("grant-role")
 @with_workspace()
-def grant_role(ws: Workspace, role: RoleArg, account: AccountArg, as_json: JsonOpt = False) -> None:
+def grant_role(
+    ws: Workspace,
+    role: RoleArg,
+    account: AccountArg,
+    accept_unchecksummed: AcceptUncheckedOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Grant a role: SITE (signed by the admin), or GATEWAY / EMERGENCY (signed by the site
-    appointing its own gateway or emergency clinician)."""
-    _role_change(role, account, True, ws, as_json)
+    appointing its own gateway or emergency clinician). The address must carry its EIP-55
+    checksum unless --accept-unchecksummed is given."""
+    _role_change(role, account, True, ws, as_json, checked=not accept_unchecksummed)
 
 
 @app.command("revoke-role")
@@ -480,7 +491,7 @@ def revoke_role(
     ws: Workspace, role: RoleArg, account: AccountArg, as_json: JsonOpt = False
 ) -> None:
     """Revoke a role: SITE (signed by the admin), GATEWAY / EMERGENCY (signed by their site)."""
-    _role_change(role, account, False, ws, as_json)
+    _role_change(role, account, False, ws, as_json, checked=False)
 
 
 # --- pepper new -------------------------------------------------------------------------------
