@@ -9,6 +9,7 @@ every configuration variable, every command and option they use, ``env.sh``, ``m
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -367,6 +368,38 @@ def test_ctrl_c_stops_a_kept_chain_with_exit_130(tmp_path: Path) -> None:
 
     assert_stopped_cleanly([run], 130)
     assert run.ports and "Press Ctrl-C" in run.stderr and "error" not in run.stderr
+
+
+def test_chain_start_json_is_one_document_then_ctrl_c_stops_it(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imaging_consent", "chain", "start", "--anvil", "--json"],
+        env=clean_env(**{MARK: marker}),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        text = ""
+        while not text.rstrip().endswith("}") or text.count("{") != text.count("}"):
+            line = process.stdout.readline()
+            assert line, process.stderr.read() if process.stderr else ""
+            text += line
+        document = json.loads(text)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        kill_all(marked_pids(marker))
+
+    assert document["kind"] == "anvil" and document["rpc_url"].startswith("http://127.0.0.1:")
+    assert len(document["accounts"]) == 10 and "NEVER USE" in document["test_keys_notice"]
+    assert shell_exit_code(process.returncode) == 130 and "Traceback" not in stderr
+    assert not marked_pids(marker)
 
 
 # --- (4) demo --keep, twice in one folder ------------------------------------------------------

@@ -9,7 +9,7 @@ import typer
 from rich.panel import Panel
 
 from imaging_consent.chain import ChainKind, LocalChain
-from imaging_consent.cli.common import err_console, out_console
+from imaging_consent.cli.common import JsonOpt, err_console, out_console, print_json
 from imaging_consent.cli.entry import Interrupted
 from imaging_consent.cli.layout import print_records
 
@@ -94,6 +94,7 @@ def start(
     accounts: Annotated[
         int, typer.Option("--accounts", min=1, max=100, help="Funded accounts.")
     ] = 10,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run a local chain in the foreground, print its funded accounts, stop it on Ctrl-C.
 
@@ -105,16 +106,33 @@ def start(
     try:
         with err_console.status(f"starting {chosen.value}..."):
             local.start()
-        out_console.print(f"[bold green]{chosen.value} is running[/] at [bold]{local.rpc_url}[/]")
-        print_accounts(local)
-        out_console.print(
-            "Next, in another shell:\n"
-            f"  export IMAGING_CONSENT_RPC_URL={local.rpc_url}\n"
-            "  export IMAGING_CONSENT_PRIVATE_KEY=<account 0's key above>\n"
-            "  imaging-consent deploy --site <address> --gateway <address> --emergency <address>"
-        )
+        if as_json:  # one document once the chain is up; the command then waits as usual
+            print_json(
+                {
+                    "kind": chosen.value,
+                    "rpc_url": local.rpc_url,
+                    "chain_id": local.chain_id,
+                    "test_keys_notice": TEST_KEYS_NOTICE,
+                    "accounts": [
+                        {"address": a.address, "private_key": "0x" + bytes(a.key).hex()}
+                        for a in local.accounts
+                    ],
+                }
+            )
+        else:
+            out_console.print(
+                f"[bold green]{chosen.value} is running[/] at [bold]{local.rpc_url}[/]"
+            )
+            print_accounts(local)
+            out_console.print(
+                "Next, in another shell:\n"
+                f"  export IMAGING_CONSENT_RPC_URL={local.rpc_url}\n"
+                "  export IMAGING_CONSENT_PRIVATE_KEY=<account 0's key above>\n"
+                "  imaging-consent deploy --site <address> --gateway <address> "
+                "--emergency <address>"
+            )
         code = wait_for_interrupt("Press Ctrl-C to stop the chain.")
     finally:
         local.stop()
-    out_console.print(f"{chosen.value} stopped.")
+    err_console.print(f"{chosen.value} stopped.")
     raise typer.Exit(code)
