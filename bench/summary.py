@@ -48,8 +48,9 @@ def render(results: dict[str, Any]) -> str:
     ]
     for row in results["targets"]:
         digits = 2 if row["unit"] in ("ms", "share", "x", "%", "requests") else 0
+        bound = "\u2265" if row.get("sense") == "min" else "\u2264"
         lines.append(
-            f"| {row['target']} | \u2264 {_n(float(row['limit']), digits)} {row['unit']} | "
+            f"| {row['target']} | {bound} {_n(float(row['limit']), digits)} {row['unit']} | "
             f"{_n(row['value'], digits)} | {_verdict(row['passed'])} |"
         )
     if "gas_detail" in results:

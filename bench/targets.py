@@ -165,6 +165,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": name,
                 "limit": limit,
                 "unit": unit,
+                "sense": sense,
                 "value": value,
                 "passed": passed,
             }
