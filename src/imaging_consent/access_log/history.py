@@ -63,6 +63,15 @@ class AccessEvent:
         identified: True if identified data were released (granted and break-glass).
         reason_commitment: For break-glass, the site's keyed commitment to the reason; else
             None.
+        batched: True for a record anchored in a batch (``BatchAnchored``) rather than
+            recorded on chain one by one. Its block, transaction and log index are the
+            anchor's; the gateway judged consent, and the chain proves only that the record is
+            under the anchored root (:attr:`proof`).
+        batch_id: The batch's id, for a batched record; else None.
+        batch_root: The anchored Merkle root, for a batched record; else None.
+        proof: The record leaf's inclusion proof against :attr:`batch_root` (OpenZeppelin
+            ``MerkleProof`` order); empty unless batched.
+        reason: For a batched refusal, the gateway's reason (an error class name); else None.
     """
 
     kind: AccessKind
@@ -79,6 +88,11 @@ class AccessEvent:
     timestamp: int
     identified: bool = False
     reason_commitment: bytes | None = None
+    batched: bool = False
+    batch_id: bytes | None = None
+    batch_root: bytes | None = None
+    proof: tuple[bytes, ...] = ()
+    reason: str | None = None
 
 
 def _access_event(log: EventData, timestamp: int) -> AccessEvent:

@@ -9,12 +9,14 @@ import typer
 from imaging_consent.cli.common import (
     JsonOpt,
     Workspace,
+    address,
     out_console,
     print_json,
     spinner,
     with_workspace,
 )
-from imaging_consent.cli.tables import audit_document, audit_trail, audit_view
+from imaging_consent.cli.tables import audit_document, audit_view
+from imaging_consent.index import trail_from_chain
 
 __all__ = ["app"]
 
@@ -34,7 +36,7 @@ def audit(
     and addresses are always shown whole.
     """
     with spinner("reading the chain's events..."):
-        trail = audit_trail(ws.suite, patient)
+        trail = trail_from_chain(ws.suite, address(patient, "--patient"))
     if as_json:
         print_json(audit_document(trail))
         return

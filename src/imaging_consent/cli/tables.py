@@ -12,28 +12,25 @@ import dataclasses
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from eth_typing import ChecksumAddress
 from rich.console import RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from imaging_consent.access_log import AccessEvent, access_history
+from imaging_consent.access_log import AccessEvent
 from imaging_consent.cli.common import address, iso_utc, out_console
-from imaging_consent.consent import ALL_STUDIES, ConsentClient, ConsentEvent, Grant
+from imaging_consent.consent import ALL_STUDIES, ConsentEvent, Grant
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.errors import ImagingConsentError, StoreError
+from imaging_consent.index import AuditTrail, trail_from_chain
 from imaging_consent.stores import FolderStore, ImageStore, InstanceRecord
 
 __all__ = [
-    "AuditTrail",
     "CountingStore",
     "audit_document",
     "audit_tables",
-    "audit_trail",
     "audit_view",
     "fit",
     "grant_status",
@@ -185,45 +182,6 @@ def _consent_row(event: ConsentEvent) -> tuple[int, int, list[str]]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AuditTrail:
-    """A patient's grants and every consent and access event, read from the chain.
-
-    Attributes:
-        patient: The patient.
-        grants: The stored grants (expired and not-yet-valid ones included).
-        consents: Every consent change (grants, revocations, delegates), oldest first.
-        accesses: Every release, refusal and break-glass access, oldest first.
-        now: The latest block's time, against which grants are active or not.
-    """
-
-    patient: ChecksumAddress
-    grants: tuple[Grant, ...]
-    consents: tuple[ConsentEvent, ...]
-    accesses: tuple[AccessEvent, ...]
-    now: int
-
-    @property
-    def flagged(self) -> int:
-        """How many break-glass accesses there are."""
-        return sum(1 for e in self.accesses if e.kind == "break_glass")
-
-
-def audit_trail(suite: Suite, patient: str) -> AuditTrail:
-    """Read a patient's audit trail from the chain's events.
-
-    Raises:
-        InvalidAddressError: If ``patient`` is not an address.
-        LogQueryError: If the node refuses the log query even one block at a time.
-        ChainUnavailableError: If the chain cannot be reached.
-    """
-    owner = address(patient, "--patient")
-    grants = ConsentClient(suite).grants_of(owner)
-    accesses = access_history(suite, owner)
-    now = int(suite.session.w3.eth.get_block("latest")["timestamp"])
-    return AuditTrail(owner, grants.current, grants.events, tuple(accesses), now)
-
-
 def audit_tables(suite: Suite, patient: str) -> tuple[RenderableType, RenderableType]:
     """The patient's current grants, and every consent and access event, newest first, each
     fitted to the console (see :func:`fit`).
@@ -233,7 +191,7 @@ def audit_tables(suite: Suite, patient: str) -> tuple[RenderableType, Renderable
         LogQueryError: If the node refuses the log query even one block at a time.
         ChainUnavailableError: If the chain cannot be reached.
     """
-    return audit_view(audit_trail(suite, patient))
+    return audit_view(trail_from_chain(suite, address(patient, "--patient")))
 
 
 def audit_view(trail: AuditTrail) -> tuple[RenderableType, RenderableType]:
