@@ -156,7 +156,7 @@ def test_batched_records_enter_with_proofs_once_anchored(world: World) -> None:
     with pytest.raises(errors.ConsentDeniedError):
         gateway.release(CT_STUDY, people.stranger.address, "HRESCH")
 
-    with world.indexer(confirmations=0, outbox=gateway.outbox) as indexer:
+    with world.indexer(confirmations=0, outboxes=[gateway.outbox]) as indexer:
         before = indexer.sync()
         (batch,) = gateway.flush()
         after = indexer.sync()

@@ -170,7 +170,7 @@ class Indexer:
         index: Its index (see :meth:`open`).
         confirmations: Blocks an event must be under before it is indexed.
         page: Blocks per ``eth_getLogs`` request at first.
-        outbox: A gateway's outbox whose anchored batches are imported, if any.
+        outboxes: Gateways' outboxes whose anchored batches are imported.
     """
 
     def __init__(
@@ -180,7 +180,7 @@ class Indexer:
         *,
         confirmations: int = DEFAULT_CONFIRMATIONS,
         page: int = DEFAULT_PAGE,
-        outbox: Outbox | None = None,
+        outboxes: Sequence[Outbox] = (),
     ) -> None:
         if confirmations < 0:
             raise ValueError("confirmations must be 0 or more")
@@ -188,7 +188,7 @@ class Indexer:
         self.index = index
         self.confirmations = confirmations
         self.page = page
-        self.outbox = outbox
+        self.outboxes = tuple(outboxes)
         self._decoders = decoders_for(
             {
                 "ConsentRegistry": suite.consent.address,
@@ -381,11 +381,10 @@ class Indexer:
     # --- batched records -----------------------------------------------------------------------
 
     def import_batches(self) -> int:
-        """Import the outbox's final batches whose anchors are indexed; return records added."""
-        if self.outbox is None:
-            return 0
+        """Import the outboxes' final batches whose anchors are indexed; return records added."""
         added = 0
-        for batch, entries in self.outbox.anchored_batches():
+        anchored = [found for outbox in self.outboxes for found in outbox.anchored_batches()]
+        for batch, entries in anchored:
             if self.index.has_batch(batch.batch_id):
                 continue
             anchor = self.index.anchor_of(batch.batch_id)
