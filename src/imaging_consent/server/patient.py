@@ -17,7 +17,8 @@ Every API call needs ``Authorization: Bearer <token>`` from Sign-In with Ethereu
 is the token's address and sees and changes only their own consent.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the routes annotate with `Caller`, a local alias
+# fastapi must resolve when they are defined.
 
 import json
 import re

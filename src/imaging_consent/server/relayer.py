@@ -42,8 +42,10 @@ from imaging_consent.errors import (
     ContractRevertedError,
     ImagingConsentError,
     InvalidAddressError,
+    InvalidSignatureError,
     InvalidTimestampError,
     ServiceError,
+    SignatureExpiredError,
     SupersededSignatureError,
     TransactionError,
     UnknownPurposeError,
@@ -85,6 +87,9 @@ _REASONS = {
 }
 #: The same, for errors found before the chain was asked (local checks of the signed consent).
 _LOCAL_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (SupersededSignatureError, _REASONS["ConsentRegistrySupersededSignature"]),
+    (SignatureExpiredError, _REASONS["ConsentRegistryExpiredSignature"]),
+    (InvalidSignatureError, _REASONS["ConsentRegistryInvalidSigner"]),
     (UnknownPurposeError, "choose at least one purpose from the list"),
     (InvalidAddressError, "that is not a valid account address (0x followed by 40 characters)"),
     (InvalidTimestampError, "a date is not valid"),
