@@ -8,7 +8,7 @@ const config = JSON.parse(document.getElementById("config").textContent);
 const ALL_STUDIES = `0x${"00".repeat(32)}`;
 const POLL_MS = 1000;
 const SECTIONS = ["studies", "access", "give", "guardian", "history", "changes"];
-const state = { address: null, studies: [], history: null, busy: false };
+const state = { address: null, chainOk: false, studies: [], history: null, busy: false };
 
 // --- notices: one live region says what is happening, in words --------------------------------
 
@@ -81,6 +81,14 @@ function renderStart() {
     );
     return;
   }
+  if (!state.chainOk) {
+    replace(
+      "start-body",
+      h("p", {}, "Connected account: ", h("code", { class: "address" }, state.address)),
+      h("p", {}, `To continue, your wallet must be on ${config.networkName} (network ${config.chainId}).`),
+    );
+    return;
+  }
   replace(
     "start-body",
     h("p", {}, "Connected account: ", h("code", { class: "address" }, state.address)),
@@ -91,13 +99,15 @@ function renderStart() {
 
 async function connectWallet() {
   state.address = await wallet.connect();
-  if (await onRightChain()) renderStart();
+  await onRightChain();
+  renderStart();
 }
 
 /** True if the wallet is on this site's chain; else offer to switch (or say it must). */
 async function onRightChain() {
   const current = await wallet.chainId();
-  if (current === config.chainId) return true;
+  state.chainOk = current === config.chainId;
+  if (state.chainOk) return true;
   notify(
     "error",
     "Your wallet is on another network",
@@ -485,7 +495,9 @@ function renderHistory() {
 // --- start ------------------------------------------------------------------------------------
 
 replace("network", `Consent is recorded on ${config.networkName} (network ${config.chainId}).`);
-wallet.onChange(() => {
-  if (!signedIn()) renderStart();
+wallet.onChange(async () => {
+  if (signedIn() || !state.address) return;
+  if (await onRightChain().catch(() => false)) replace("notice");
+  renderStart();
 });
 renderStart();

@@ -35,7 +35,7 @@ export function day(seconds) {
 
 /** A unix time with the time of day. */
 export function when(seconds) {
-  return new Date(seconds * 1000).toLocaleString("en-GB", { ...DAY, hour: "2-digit", minute: "2-digit" });
+  return new Date(seconds * 1000).toLocaleString("en-GB", { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 /** An account: the site's label if it has one, and the address (always shown in full). */
