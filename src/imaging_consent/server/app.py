@@ -10,6 +10,7 @@ Routes (docs/ARCHITECTURE.md, "DICOMweb service"):
   attributes as ``application/dicom+json``.
 - ``GET /proofs/{request_id}``: the release's ``proof.json``, for its requester only.
 - ``POST /break-glass``: the typed data an emergency clinician signs (:mod:`.break_glass`).
+- ``/patient`` and ``/patient/api/...``: the patient's page (:mod:`.patient`).
 
 Every route but the first two needs ``Authorization: Bearer <token>``. The purpose of use is
 ``X-Purpose-Of-Use`` (default TREAT). Errors are ``application/problem+json``
@@ -51,7 +52,9 @@ from imaging_consent.server.media import (
     multipart_transfer_syntax,
     purpose_of_use,
 )
+from imaging_consent.server.patient import PatientSettings, on_patient_problem, patient_router
 from imaging_consent.server.problems import HANDLERS
+from imaging_consent.server.relayer import PatientRequestError
 from imaging_consent.server.settings import ServerSettings
 
 __all__ = ["create_app"]
@@ -147,6 +150,7 @@ def create_app(
     gateway: ImageGateway,
     *,
     clock: Callable[[], float] = time.time,
+    patient: PatientSettings | None = None,
 ) -> FastAPI:
     """The DICOMweb service in front of ``gateway``.
 
@@ -157,6 +161,7 @@ def create_app(
         settings: The service's identity and limits.
         gateway: The release gate (with its store, chain and outbox).
         clock: Unix time for sign-in and tokens (default ``time.time``).
+        patient: The patient page's settings (default :class:`PatientSettings`).
     """
     service = Service(gateway, settings.work_dir)
     auth = SiweAuth(settings, gateway.suite.session, clock=clock)
@@ -182,6 +187,8 @@ def create_app(
     app.state.auth = auth
     for kind, handler in HANDLERS.items():
         app.add_exception_handler(kind, handler)
+    app.add_exception_handler(PatientRequestError, on_patient_problem)
+    app.include_router(patient_router(patient or PatientSettings(), gateway, _principal, clock))
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,
