@@ -247,3 +247,135 @@ def test_new_index_file_is_private(world: World) -> None:
     with world.indexer():
         pass
     assert (world.work / "index.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+class _Webhook:
+    """A loopback HTTP endpoint that answers 503 to the first ``failures`` POSTs, then 204."""
+
+    def __init__(self, failures: int) -> None:
+        import http.server
+        import threading
+
+        self.failures = failures
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.received.append((self.headers["Idempotency-Key"], body))
+                failing = len(outer.received) <= outer.failures
+                self.send_response(503 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _break_glass(world: World) -> str:
+    from imaging_consent.access_log.break_glass import sign_break_glass
+
+    people = world.people
+    signed = sign_break_glass(people.doctor, world.suite, people.site.address,
+                              world.study_key(), b"\x09" * 32, request_id=b"\x07" * 32)  # fmt: skip
+    receipt = sender_for(world.chain.session, people.gateway).transact(
+        world.suite.access_log.functions.recordBreakGlass(
+            world.study_key(), people.doctor.address, signed.request_id,
+            signed.reason_commitment, signed.deadline, signed.signature,
+        )
+    )  # fmt: skip
+    return str(receipt.tx_hash)
+
+
+def test_break_glass_webhook_retries_then_delivers_once(world: World) -> None:
+    from imaging_consent.index.notify import BreakGlassNotifier
+
+    tx_hash = _break_glass(world)
+    hook = _Webhook(failures=2)
+    waits: list[float] = []
+    try:
+        with world.indexer(confirmations=0) as indexer:
+            indexer.sync()
+            notifier = BreakGlassNotifier(indexer.index, hook.url, sleep=waits.append)
+            first = notifier.deliver()
+            second = notifier.deliver()
+    finally:
+        hook.close()
+
+    assert (first.delivered, first.pending) == (1, 0) and (second.delivered, second.pending) == (
+        0,
+        0,
+    )
+    assert len(hook.received) == 3 and waits == [0.5, 1.0]
+    keys = {key for key, _ in hook.received}
+    assert len(keys) == 1 and keys.pop().startswith(tx_hash + ":")
+    body = hook.received[-1][1]
+    assert body["type"] == "break_glass" and body["clinician"] == world.people.doctor.address
+    assert body["patient"] == world.people.patient.address and body["tx_hash"] == tx_hash
+
+
+def test_break_glass_webhook_down_keeps_it_pending_until_it_is_back(world: World) -> None:
+    from imaging_consent.index.notify import BreakGlassNotifier
+
+    _break_glass(world)
+    hook = _Webhook(failures=0)
+    url = hook.url
+    hook.close()  # nobody listens there now
+    with world.indexer(confirmations=0) as indexer:
+        indexer.sync()
+        down = BreakGlassNotifier(indexer.index, url, attempts=2, sleep=lambda _s: None).deliver()
+        back = _Webhook(failures=0)
+        try:
+            later = BreakGlassNotifier(indexer.index, back.url, sleep=lambda _s: None).deliver()
+        finally:
+            back.close()
+
+    assert (down.delivered, down.pending) == (0, 1)
+    assert (later.delivered, later.pending) == (1, 0) and len(back.received) == 1
+
+
+def test_break_glass_webhook_must_be_https_off_loopback(world: World) -> None:
+    from imaging_consent.index.notify import BreakGlassNotifier
+
+    with world.indexer() as indexer:
+        with pytest.raises(errors.WebhookError, match="plain http"):
+            BreakGlassNotifier(indexer.index, "http://alerts.example/hook")
+        with pytest.raises(errors.WebhookError, match="http"):
+            BreakGlassNotifier(indexer.index, "ftp://alerts.example/hook")
+
+
+def test_follower_keeps_the_index_up_and_imports_the_gateways_batches(world: World) -> None:
+    import time
+
+    from imaging_consent.server.flusher import IndexFollower
+
+    people = world.people
+    gateway = world.gateway(log_mode=LogMode.BATCHED, confirmations=0)
+    with world.indexer(confirmations=0, outboxes=[gateway.outbox]) as indexer:
+        follower = IndexFollower(indexer, 0.1)
+        follower.start()
+        try:
+            gateway.release(CT_STUDY, people.requester.address, "TREAT")
+            gateway.flush()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                found = indexer.index.accesses(patient=people.patient.address)
+                if found:
+                    break
+                time.sleep(0.1)
+        finally:
+            follower.stop()
+    gateway.close()
+
+    assert [(e.kind, e.batched) for e in found] == [("granted", True)]

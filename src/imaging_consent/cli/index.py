@@ -27,9 +27,10 @@ from imaging_consent.cli.common import (
     with_workspace,
 )
 from imaging_consent.cli.entry import Interrupted
+from imaging_consent.index.notify import BreakGlassNotifier
 from imaging_consent.index.sync import DEFAULT_CONFIRMATIONS, Indexer, SyncResult
 
-__all__ = ["IndexOpt", "app", "open_indexer"]
+__all__ = ["IndexOpt", "WebhookOpt", "app", "open_indexer"]
 
 app = typer.Typer(name="index", help="The audit index: sync it from the chain, see its state.")
 
@@ -39,6 +40,16 @@ IndexOpt = Annotated[
         "--index",
         help="The audit index: a SQLite file or a database URL (default: the configured one, "
         "else index-<chainId>.sqlite3 beside the manifest).",
+        show_default=False,
+    ),
+]
+WebhookOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--break-glass-webhook",
+        envvar="IMAGING_CONSENT_BREAK_GLASS_WEBHOOK",
+        help="POST each confirmed break-glass record here (https, or http on loopback), at "
+        "least once, with an Idempotency-Key header.",
         show_default=False,
     ),
 ]
@@ -120,6 +131,17 @@ def _sync_with_progress(indexer: Indexer) -> SyncResult:
         return indexer.sync(progress=report)
 
 
+def _notify(notifier: BreakGlassNotifier | None) -> None:
+    if notifier is None:
+        return
+    report = notifier.deliver()
+    if report.delivered or report.pending:
+        err_console.print(
+            f"break-glass webhook: {report.delivered} delivered, {report.pending} pending "
+            "(retried at the next sync)"
+        )
+
+
 @app.command("sync")
 @with_workspace(signs=False)
 def sync(
@@ -140,6 +162,7 @@ def sync(
             "beside the manifest are always read).",
         ),
     ] = None,
+    webhook: WebhookOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index the deployment's consent, study and access events up to latest - confirmations.
@@ -152,8 +175,10 @@ def sync(
         outboxes=_outboxes(ws, outbox or []),
     ) as indexer:  # fmt: skip
         assert indexer is not None
+        notifier = BreakGlassNotifier(indexer.index, webhook) if webhook else None
         if not follow:
             result = _sync_with_progress(indexer)
+            _notify(notifier)
             if as_json:
                 print_json(_document(result, indexer))
             else:
@@ -162,6 +187,7 @@ def sync(
         stop = threading.Event()
 
         def show(result: SyncResult) -> None:
+            _notify(notifier)
             if as_json:
                 print_json(_document(result, indexer))
             elif result.events or result.batched or result.rolled_back:

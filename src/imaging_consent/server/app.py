@@ -34,6 +34,8 @@ from pydantic import BaseModel
 from imaging_consent.dicom import study_key
 from imaging_consent.errors import AuthenticationError
 from imaging_consent.gateway import ImageGateway, Release
+from imaging_consent.index.notify import BreakGlassNotifier
+from imaging_consent.index.sync import Indexer
 from imaging_consent.server import break_glass
 from imaging_consent.server.auth import Principal, SiweAuth
 from imaging_consent.server.dicomweb import (
@@ -42,7 +44,7 @@ from imaging_consent.server.dicomweb import (
     metadata,
     stream_multipart,
 )
-from imaging_consent.server.flusher import OutboxFlusher
+from imaging_consent.server.flusher import IndexFollower, OutboxFlusher
 from imaging_consent.server.media import (
     DICOM_JSON,
     MULTIPART_DICOM,
@@ -151,6 +153,8 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     patient: PatientSettings | None = None,
+    index: Indexer | None = None,
+    notifier: BreakGlassNotifier | None = None,
 ) -> FastAPI:
     """The DICOMweb service in front of ``gateway``.
 
@@ -162,18 +166,28 @@ def create_app(
         gateway: The release gate (with its store, chain and outbox).
         clock: Unix time for sign-in and tokens (default ``time.time``).
         patient: The patient page's settings (default :class:`PatientSettings`).
+        index: An audit index to keep in sync (every ``flush_interval``) and to read the
+            patient's history from; its owner closes it.
+        notifier: Break-glass webhook deliveries, run after each sync of ``index``.
     """
     service = Service(gateway, settings.work_dir)
     auth = SiweAuth(settings, gateway.suite.session, clock=clock)
     flusher = OutboxFlusher(gateway, settings.flush_interval)
+    follower = (
+        IndexFollower(index, settings.flush_interval, notifier) if index is not None else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.clean()
         flusher.start()
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             flusher.stop()
             service.clean()
 
@@ -188,7 +202,9 @@ def create_app(
     for kind, handler in HANDLERS.items():
         app.add_exception_handler(kind, handler)
     app.add_exception_handler(PatientRequestError, on_patient_problem)
-    app.include_router(patient_router(patient or PatientSettings(), gateway, _principal, clock))
+    app.include_router(
+        patient_router(patient or PatientSettings(), gateway, _principal, clock, index)
+    )
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -39,6 +39,7 @@ from imaging_consent.consent.signing import SignedConsent
 from imaging_consent.errors import ImagingConsentError
 from imaging_consent.gateway import ImageGateway
 from imaging_consent.index import trail_from_chain
+from imaging_consent.index.sync import Indexer
 from imaging_consent.server.auth import Principal
 from imaging_consent.server.patient_view import patient_studies, purposes_json, trail_json
 from imaging_consent.server.problems import problem
@@ -129,6 +130,7 @@ def patient_router(
     gateway: ImageGateway,
     principal: Callable[..., Principal],
     clock: Callable[[], float] = time.time,
+    index: Indexer | None = None,
 ) -> APIRouter:
     """The page and its API, for ``gateway``'s site.
 
@@ -137,6 +139,8 @@ def patient_router(
         gateway: The release gate (its suite, store, pepper and sender, which relays).
         principal: The dependency that yields the signed-in caller (401 otherwise).
         clock: Unix time, for the relay rate limit.
+        index: The audit index the history is read from (with the gateway's batched records);
+            None: read from the chain's logs.
     """
     router = APIRouter()
     suite = gateway.suite
@@ -185,7 +189,10 @@ def patient_router(
 
     @router.get("/patient/api/history")
     def history(caller: Caller) -> dict[str, Any]:
-        trail = trail_from_chain(suite, caller.address)
+        if index is not None:
+            trail = index.trail(caller.address)
+        else:
+            trail = trail_from_chain(suite, caller.address)
         return trail_json(trail, patient_studies(gateway, caller.address), labels)
 
     @router.post("/patient/api/typed-data")
