@@ -261,7 +261,7 @@ class _Webhook:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+            def do_POST(self) -> None:
                 import json
 
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
