@@ -379,3 +379,64 @@ def test_follower_keeps_the_index_up_and_imports_the_gateways_batches(world: Wor
     gateway.close()
 
     assert [(e.kind, e.batched) for e in found] == [("granted", True)]
+
+
+def _accesses_in_several_blocks(world: World, count: int) -> None:
+    gateway = world.gateway(confirmations=0)
+    for _ in range(count):
+        gateway.release(CT_STUDY, world.people.requester.address, "TREAT")
+        world.chain.mine(2)
+    gateway.close()
+
+
+def test_a_node_that_refuses_wide_log_ranges_is_read_in_smaller_pages(world: World) -> None:
+    from bench.proxy import CountingProxy
+
+    from imaging_consent.chain import connect
+    from imaging_consent.contracts.deployment import load
+
+    _accesses_in_several_blocks(world, 4)
+    with CountingProxy(world.chain.rpc_url, max_log_blocks=3) as proxy:
+        limited = load(connect(proxy.url, world.chain.chain_id), world.suite.manifest)
+        with Indexer.open(limited, f"sqlite:///{world.work / 'limited.sqlite3'}",
+                          confirmations=0) as indexer:  # fmt: skip
+            indexer.sync()
+            found = indexer.index.accesses(patient=world.people.patient.address)
+
+    assert proxy.refused >= 1
+    assert [e.kind for e in found] == ["granted"] * 4
+
+
+def test_a_node_gone_mid_sync_leaves_whole_pages_and_the_next_sync_resumes(world: World) -> None:
+    from bench.proxy import CountingProxy
+
+    from imaging_consent.chain import connect
+    from imaging_consent.contracts.deployment import load
+
+    _accesses_in_several_blocks(world, 4)
+    url = f"sqlite:///{world.work / 'resume.sqlite3'}"
+    pages: list[int] = []
+    proxy = CountingProxy(world.chain.rpc_url)
+    with proxy:
+        flaky = load(connect(proxy.url, world.chain.chain_id), world.suite.manifest)
+
+        def node_goes_away(done: int, total: int, events: int) -> None:
+            pages.append(done)
+            if len(pages) == 2:
+                proxy.upstream = "http://127.0.0.1:9"  # the node stops answering
+
+        with Indexer.open(flaky, url, confirmations=0, page=3) as indexer:
+            with pytest.raises(errors.ChainUnavailableError):
+                indexer.sync(progress=node_goes_away)
+            stopped_at = indexer.index.deployment().cursor
+            partial = indexer.index.accesses(patient=world.people.patient.address)
+    with world.indexer("resume.sqlite3", confirmations=0) as indexer:
+        indexer.sync()
+        resumed = indexer.index.accesses(patient=world.people.patient.address)
+    direct = world.suite.access_log.events.AccessGranted().get_logs(from_block=0)
+
+    assert stopped_at == world.suite.manifest.block_number - 1 + pages[-1]
+    assert all(e.block_number <= stopped_at for e in partial)
+    expected = [log for log in direct if log["blockNumber"] <= stopped_at]
+    assert len(partial) == len(expected)  # every whole page, nothing of the next
+    assert len(resumed) == len(direct) == 4
