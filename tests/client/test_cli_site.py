@@ -13,12 +13,14 @@ import os
 import pty
 import re
 import shutil
+import signal
 import stat
 import struct
 import subprocess
 import sys
 import termios
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -554,3 +556,34 @@ def test_audit_time_range_and_index_of_another_chain(consented: World, tmp_path:
     assert [e for e in json.loads(recent.stdout)["events"] if e["type"] == "access"]
     assert bad.returncode == 2 and "--since" in bad.stderr
     assert_one_error_line(refused, "follows chain")
+
+
+def test_index_sync_follow_keeps_up_and_stops_cleanly_on_ctrl_c(consented: World) -> None:
+    world = consented
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imaging_consent", "index", "sync", "--follow", "--interval",
+         "0.2", "--confirmations", "0", "--json"],
+        env=world.env, cwd=world.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(4)
+        patient = sender_for(world.chain.session, world.chain.accounts[PATIENT])
+        ConsentClient(world.suite(), patient).grant(
+            world.address(STRANGER), None, [Purpose.HRESCH], identified=False
+        )
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    status = world.run("index", "status", "--json", key=None)
+
+    assert process.returncode == 130, stderr
+    assert "following the chain into" in stderr and "stopped; the index is complete" in stderr
+    seen = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert any(doc["events"] >= 1 for doc in seen)  # the new grant, picked up while following
+    cursor = json.loads(status.stdout)["cursor"]
+    assert f"up to block {cursor}" in stderr
+    assert "Traceback" not in stderr

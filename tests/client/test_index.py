@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +168,14 @@ def test_batched_records_enter_with_proofs_once_anchored(world: World) -> None:
         (batch,) = gateway.flush()
         after = indexer.sync()
         found = indexer.index.accesses(patient=people.patient.address)
+        proven = [indexer.prove(e) for e in found]
+        forged = replace(found[1], kind="granted")  # a refusal passed off as a release
+        wrong_root = replace(found[0], batch_root=bytes(32))
+        refused = [indexer.prove(forged), indexer.prove(wrong_root)]
     gateway.close()
 
     assert before.batched == 0 and after.batched == 2 and batch.final
+    assert proven == [True, True] and refused == [False, False]
     assert [(e.kind, e.batched) for e in found] == [("granted", True), ("denied", True)]
     granted, denied = found
     assert granted.request_id == released.request_id
@@ -420,3 +425,15 @@ def test_a_node_gone_mid_sync_leaves_whole_pages_and_the_next_sync_resumes(world
     expected = [log for log in direct if log["blockNumber"] <= stopped_at]
     assert len(partial) == len(expected)  # every whole page, nothing of the next
     assert len(resumed) == len(direct) == 4
+
+
+def test_progress_is_reported_page_by_page(world: World) -> None:
+    _accesses_in_several_blocks(world, 2)
+    seen: list[tuple[int, int, int]] = []
+    with world.indexer(confirmations=0, page=2) as indexer:
+        result = indexer.sync(progress=lambda *report: seen.append(report))
+
+    done = [d for d, _, _ in seen]
+    assert len(seen) >= 3 and done == sorted(done)
+    assert seen[-1][0] == seen[-1][1] == result.cursor - result.first + 1
+    assert seen[-1][2] == result.events

@@ -451,10 +451,14 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def print_json(document: Mapping[str, Any] | list[Any]) -> None:
+def print_json(document: Mapping[str, Any] | list[Any], *, line: bool = False) -> None:
     """Print ``document`` as the command's one JSON document (bytes as 0x-hex, enums by name,
-    datetimes as ISO 8601 UTC, dataclasses as objects), sorted keys, then a newline."""
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=_json_value) + "\n")
+    datetimes as ISO 8601 UTC, dataclasses as objects), sorted keys, then a newline.
+
+    With ``line``, the document is one line (JSON Lines: a command that keeps printing)."""
+    indent = None if line else 2
+    text = json.dumps(document, indent=indent, sort_keys=True, default=_json_value)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

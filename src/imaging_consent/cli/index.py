@@ -167,6 +167,8 @@ def sync(
 ) -> None:
     """Index the deployment's consent, study and access events up to latest - confirmations.
 
+    With ``--follow --json``, one JSON document per line after each sync (JSON Lines).
+
     Each page of blocks is stored in one transaction with the cursor, so an interrupted sync
     resumes where it stopped. A reorganisation is detected and undone before indexing again.
     """
@@ -189,13 +191,13 @@ def sync(
         def show(result: SyncResult) -> None:
             _notify(notifier)
             if as_json:
-                print_json(_document(result, indexer))
+                print_json(_document(result, indexer), line=True)
             elif result.events or result.batched or result.rolled_back:
                 _say(result)
 
         err_console.print(f"following the chain into {indexer.index.url}; Ctrl-C stops")
         try:
-            _sync_with_progress(indexer)
+            show(_sync_with_progress(indexer))
             indexer.follow(stop, interval=interval, on_sync=show)
         except Interrupted:
             cursor = indexer.index.deployment().cursor

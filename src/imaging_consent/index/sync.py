@@ -29,9 +29,10 @@ from typing import Any, cast
 from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint
 
+from imaging_consent.access_log.history import AccessEvent
 from imaging_consent.access_log.outbox import Outbox
 from imaging_consent.access_log.record import AccessRecord
-from imaging_consent.chain.logs import DEFAULT_PAGE, latest_block, log_pages
+from imaging_consent.chain.logs import DEFAULT_PAGE, fetch_logs, latest_block, log_pages
 from imaging_consent.chain.session import redact_url
 from imaging_consent.consent.inputs import parse_address
 from imaging_consent.consent.purposes import Purpose
@@ -411,6 +412,43 @@ class Indexer:
             self.index.add_batch(rows)
             added += len(rows)
         return added
+
+    def prove(self, event: AccessEvent) -> bool:
+        """Whether a batched record proves against its anchored root, on chain.
+
+        The record's leaf is rebuilt from its fields, its proof is checked by
+        ``AccessLog.verifyRecord`` against ``batch_root`` for its gateway, and the root must be
+        anchored by that gateway in a ``BatchAnchored`` event of this chain (read from the chain,
+        not the index). False for a record that is not batched.
+
+        Raises:
+            ChainUnavailableError: If the chain cannot be reached.
+        """
+        if not event.batched or event.batch_root is None or event.batch_id is None:
+            return False
+        record = AccessRecord(
+            study_key=event.study_key,
+            patient=event.patient,
+            accessor=event.accessor,
+            purpose=event.purpose_code,
+            permitted=event.kind != "denied",
+            identified=event.identified,
+            break_glass=event.kind == "break_glass",
+            request_id=event.request_id,
+            gateway=event.gateway,
+            timestamp=event.timestamp,
+        )
+        log = self.suite.access_log
+        if not log.verify_record(event.batch_root, event.gateway, record.as_tuple(), event.proof):
+            return False
+        anchored = fetch_logs(
+            self.session,
+            log.events.BatchAnchored,
+            {"root": event.batch_root, "batchId": event.batch_id, "gateway": event.gateway},
+            event.block_number,
+            event.block_number,
+        )
+        return bool(anchored)
 
     # --- reading -------------------------------------------------------------------------------
 
