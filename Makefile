@@ -20,7 +20,7 @@ SOLC := .solcx/solc-v$(SOLC_VERSION)
 SOURCES := $(wildcard contracts/*.sol contracts/*/*.sol interfaces/*.sol) brownie-config.yaml
 COMPILED := build/.compiled
 
-.PHONY: install orthanc compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
+.PHONY: install orthanc chromium compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
 
 install: $(INSTALLED_PY) $(INSTALLED_NODE) $(SOLC)
 
@@ -97,7 +97,12 @@ orthanc:
 	apt-get install -y -q orthanc orthanc-dicomweb \
 		|| { apt-get update -q && apt-get install -y -q orthanc orthanc-dicomweb; }
 
-test-client: $(COMPILED) orthanc
+# Debian's Chromium, for the tests that render pages in a headless browser (Playwright drives it;
+# never `playwright install`).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test-client: $(COMPILED) orthanc chromium
 	$(BIN)/python -m pytest -p no:pytest-brownie tests/client
 
 test: lint typecheck test-contracts test-client
