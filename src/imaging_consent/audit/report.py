@@ -13,6 +13,7 @@ import base64
 import io
 from datetime import datetime, timedelta, timezone
 from html import escape
+from typing import Any
 
 from imaging_consent.access_log import AccessEvent
 from imaging_consent.audit.events import (
@@ -201,11 +202,19 @@ def _tallies(
     return start, tallies
 
 
+def _bar_style(kind: str, colour: str) -> dict[str, Any]:
+    """Break-glass bars stand out by colour, a dark edge and hatching (not by colour alone)."""
+    if kind == "break_glass":
+        return {"facecolor": colour, "edgecolor": "#742a2a", "hatch": "//", "linewidth": 1.5}
+    return {"facecolor": colour, "edgecolor": colour, "linewidth": 0}
+
+
 def _plot(accesses: tuple[AccessEvent, ...]) -> tuple[str, str]:
     """A PNG bar chart of accesses per bucket, one series per outcome; (data URI, alt text)."""
     import numpy as np
     from matplotlib import rc_context
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
     name, length = buckets([e.timestamp for e in accesses])
@@ -219,15 +228,14 @@ def _plot(accesses: tuple[AccessEvent, ...]) -> tuple[str, str]:
         figure = Figure(figsize=(9, 3.2), dpi=100, layout="constrained")
         axes = figure.add_subplot()
         bottom = [0] * len(slots)
-        for kind, label, colour in _SERIES:
+        for kind, _, colour in _SERIES:
             heights = [tallies[kind].get(i, 0) for i in slots]
             drawn = [i for i in slots if heights[i]]  # an empty bar would still draw its edge
-            emergency = kind == "break_glass"
-            axes.bar(
-                x[drawn], [heights[i] for i in drawn], width, bottom=[bottom[i] for i in drawn],
-                label=label, color=colour, edgecolor="#742a2a" if emergency else colour,
-                hatch="//" if emergency else None, linewidth=1.5 if emergency else 0,
-            )  # fmt: skip
+            if drawn:
+                axes.bar(
+                    x[drawn], [heights[i] for i in drawn], width,
+                    bottom=[bottom[i] for i in drawn], **_bar_style(kind, colour),
+                )  # fmt: skip
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         for i in slots:
             if tallies["break_glass"].get(i):
@@ -238,7 +246,8 @@ def _plot(accesses: tuple[AccessEvent, ...]) -> tuple[str, str]:
         axes.set_ylim(0, max(bottom) * 1.25 + 0.5)
         axes.set_ylabel(f"requests per {name}")
         axes.set_title(f"Requests for your images per {name} (UTC)")
-        axes.legend(loc="upper left", frameon=False, ncols=3)
+        legend = [Patch(label=label, **_bar_style(kind, colour)) for kind, label, colour in _SERIES]
+        axes.legend(handles=legend, loc="upper left", frameon=False, ncols=3)
         figure.savefig(buffer, format="png", metadata={"Software": None})
     tally = {kind: sum(t.values()) for kind, t in tallies.items()}
     alt = (
