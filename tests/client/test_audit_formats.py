@@ -44,6 +44,7 @@ from imaging_consent.audit import (
     audit_html,
     audit_json,
 )
+from imaging_consent.audit.fhir import DETAILS
 from imaging_consent.audit.report import BATCHED_TEXT, BREAK_GLASS_TEXT, buckets
 from imaging_consent.chain import LocalChain
 from imaging_consent.cli.tables import audit_view
@@ -327,6 +328,11 @@ def test_fhir_audit_events_code_outcome_purpose_and_break_glass(world: World) ->
     details = {d.type: d.valueString for d in batched[0].entity[0].detail}
     assert details["batch-root"] == "0x" + (world.trail.accesses[-2].batch_root or b"").hex()
     assert details["batch-proof"].startswith("0x")
+    for event, access in zip(events, world.trail.accesses, strict=True):
+        details = {d.type: d.valueString for d in event.entity[0].detail}
+        assert set(details) <= set(DETAILS)
+        assert details["chain-event"].startswith(f"{access.tx_hash}:{access.log_index}")
+        assert details["request-id"] == "0x" + access.request_id.hex()
     ids = [e.id for e in events]
     assert len(set(ids)) == len(ids)  # batched records share a tx and log: the request id splits
     recorded = [e.recorded for e in events]

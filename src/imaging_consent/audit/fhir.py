@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADDRESS_SYSTEM",
-    "BATCH_DETAILS",
+    "DETAILS",
     "EVENT_SYSTEM",
     "PURPOSE_SYSTEM",
     "STUDY_KEY_SYSTEM",
@@ -39,8 +39,21 @@ STUDY_KEY_SYSTEM = "urn:imaging-consent:study-key"
 EVENT_SYSTEM = "urn:imaging-consent:chain-event"
 #: HL7 v3 ActReason, where PurposeOfUse (TREAT, ETREAT, HRESCH, ...) and BTG live.
 PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-#: ``AuditEvent.entity.detail`` types carried by a batched record (and a break-glass one).
-BATCH_DETAILS = ("batched", "batch-id", "batch-root", "batch-proof", "request-id")
+#: ``AuditEvent.entity.detail`` types on the study entity: always ``chain-event`` (the
+#: :data:`EVENT_SYSTEM` value; R4B AuditEvent has no identifier) and ``request-id``; then
+#: ``reason-commitment`` (break-glass), ``refusal-reason`` (a gateway's reason for a batched
+#: refusal) and, for a batched record, ``batched``, ``batch-id``, ``batch-root``, ``batch-proof``
+#: (the proof's 0x-hex steps, comma-separated, OpenZeppelin ``MerkleProof`` order).
+DETAILS = (
+    "chain-event",
+    "request-id",
+    "reason-commitment",
+    "refusal-reason",
+    "batched",
+    "batch-id",
+    "batch-root",
+    "batch-proof",
+)
 
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _LOINC = "http://loinc.org"
@@ -214,7 +227,6 @@ def _audit_event(event: AccessEvent) -> dict[str, Any]:
             {"type": {"coding": [_SOURCE]}, "who": _address(event.gateway), "requestor": False},
         ],
         "source": {
-            "site": identifier,
             "observer": _address(event.gateway),
             "type": [
                 {
@@ -243,7 +255,7 @@ def _audit_event(event: AccessEvent) -> dict[str, Any]:
                     "display": "Report",
                 },
                 "securityLabel": [_BTG] if emergency else [],
-                "detail": _details(event),
+                "detail": [{"type": "chain-event", "valueString": identifier}, *_details(event)],
             },
             {
                 "what": _address(event.patient),
