@@ -494,6 +494,10 @@ def test_command_prints_each_format_and_writes_private_files(world: World, tmp_p
     html_file = tmp_path / "report.html"
     html = _run(world, "--format", "html", "--output", str(html_file))
     clash = _run(world, "--json", "--format", "csv")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "link.html").symlink_to(victim)
+    through_link = _run(world, "--format", "html", "--output", str(tmp_path / "link.html"))
 
     for result in (table, as_csv, as_json, written, html):
         assert result.returncode == 0, result.stderr
@@ -508,6 +512,8 @@ def test_command_prints_each_format_and_writes_private_files(world: World, tmp_p
     assert len(bundle.entry or []) == 3 + 4
     assert html_file.read_text().startswith("<!DOCTYPE html>")
     assert clash.returncode == 2 and "--json is --format json" in clash.stderr
+    assert through_link.returncode == 1 and len(through_link.stderr.strip().splitlines()) == 1
+    assert victim.read_text() == "keep me"
 
 
 def test_table_marks_batched_records_and_lag(world: World) -> None:
