@@ -17,6 +17,7 @@ import re
 import stat
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,21 @@ def test_fhir_consents_say_active_or_inactive(world: World) -> None:
     assert lab.provision.securityLabel[0].code == "DEID"
 
 
+def test_fhir_consent_replaced_by_a_later_grant_is_inactive(world: World) -> None:
+    [first] = [e for e in world.trail.consents if e.grantee == world.people["doctor"]]
+    later = dataclasses.replace(
+        first, block_number=first.block_number + 100, tx_hash="0x" + "ab" * 32
+    )
+    trail = dataclasses.replace(world.trail, consents=(first, later))
+
+    consents = _resources(audit_bundle(trail), Consent)
+
+    assert [(c.identifier[0].value, c.status) for c in consents] == [
+        (f"{first.tx_hash}:{first.log_index}", "inactive"),
+        (f"{later.tx_hash}:{later.log_index}", "active"),
+    ]
+
+
 def test_fhir_audit_events_code_outcome_purpose_and_break_glass(world: World) -> None:
     events = _resources(audit_bundle(world.trail), AuditEvent)
     outcomes = [(e.type.code, e.outcome) for e in events]
@@ -484,20 +500,25 @@ def _run(world: World, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_command_prints_each_format_and_writes_private_files(world: World, tmp_path: Path) -> None:
-    table = _run(world)
-    as_csv = _run(world, "--format", "csv")
-    as_json = _run(world, "--json")
     fhir_file = tmp_path / "trail.fhir.json"
     fhir_file.write_text("old, readable by all")
     fhir_file.chmod(0o644)
-    written = _run(world, "--format", "fhir", "--output", str(fhir_file))
     html_file = tmp_path / "report.html"
-    html = _run(world, "--format", "html", "--output", str(html_file))
-    clash = _run(world, "--json", "--format", "csv")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (tmp_path / "link.html").symlink_to(victim)
-    through_link = _run(world, "--format", "html", "--output", str(tmp_path / "link.html"))
+    runs: list[tuple[str, ...]] = [
+        (),
+        ("--format", "csv"),
+        ("--json",),
+        ("--format", "fhir", "--output", str(fhir_file)),
+        ("--format", "html", "--output", str(html_file)),
+        ("--json", "--format", "csv"),
+        ("--format", "html", "--output", str(tmp_path / "link.html")),
+    ]
+    with ThreadPoolExecutor(len(runs)) as pool:  # each is a separate process
+        results = list(pool.map(lambda args: _run(world, *args), runs))
+    table, as_csv, as_json, written, html, clash, through_link = results
 
     for result in (table, as_csv, as_json, written, html):
         assert result.returncode == 0, result.stderr

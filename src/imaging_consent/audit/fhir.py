@@ -97,8 +97,6 @@ def _superseded(trail: AuditTrail) -> set[tuple[str, int]]:
         if key in latest:
             replaced.add((latest[key].tx_hash, latest[key].log_index))
         latest[key] = event
-        if event.kind == "revoked":
-            replaced.add((event.tx_hash, event.log_index))
     return replaced
 
 
