@@ -20,7 +20,7 @@ SOLC := .solcx/solc-v$(SOLC_VERSION)
 SOURCES := $(wildcard contracts/*.sol contracts/*/*.sol interfaces/*.sol) brownie-config.yaml
 COMPILED := build/.compiled
 
-.PHONY: install orthanc chromium compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
+.PHONY: install orthanc compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
 
 install: $(INSTALLED_PY) $(INSTALLED_NODE) $(SOLC)
 
@@ -97,12 +97,28 @@ orthanc:
 	apt-get install -y -q orthanc orthanc-dicomweb \
 		|| { apt-get update -q && apt-get install -y -q orthanc orthanc-dicomweb; }
 
-# Debian's Chromium, for the tests that render pages in a headless browser (Playwright drives it;
-# never `playwright install`).
+# The patient page (web/patient), bundled with viem by esbuild into the package's static folder
+# (git-ignored), and the EIP-1193 test wallet the browser tests inject (web/test-wallet).
+PATIENT_PAGE := src/imaging_consent/server/static/patient
+TEST_WALLET := build/test-wallet/wallet.js
+ESBUILD := node_modules/.bin/esbuild
+.PHONY: patient-page chromium
+patient-page: $(PATIENT_PAGE)/app.js $(TEST_WALLET)
+
+$(PATIENT_PAGE)/app.js: $(wildcard web/patient/*.html web/patient/*.css web/patient/src/*.js) $(INSTALLED_NODE)
+	mkdir -p $(PATIENT_PAGE)
+	$(ESBUILD) web/patient/src/main.js --bundle --format=esm --minify --target=es2020 \
+		--legal-comments=none --log-level=warning --outfile=$@
+	cp web/patient/index.html web/patient/style.css $(PATIENT_PAGE)/
+
+$(TEST_WALLET): web/test-wallet/wallet.js $(INSTALLED_NODE)
+	$(ESBUILD) $< --bundle --format=iife --target=es2020 --log-level=warning --outfile=$@
+
+# Debian's Chromium, which the browser tests drive with Playwright (as root; CI runs as root).
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test-client: $(COMPILED) orthanc chromium
+test-client: $(COMPILED) orthanc patient-page chromium
 	$(BIN)/python -m pytest -p no:pytest-brownie tests/client
 
 test: lint typecheck test-contracts test-client

@@ -363,3 +363,18 @@ class BadRequestError(ServiceError, ValueError):
 
 class NotAcceptableError(ServiceError, ValueError):
     """A request accepts no media type (or transfer syntax) the service can answer with."""
+
+
+# --- Audit index -------------------------------------------------------------------------------
+
+
+class AuditIndexError(ImagingConsentError):
+    """The audit index cannot be opened or used: a corrupt or foreign database, or a bad URL."""
+
+
+class IndexMismatchError(AuditIndexError, ValueError):
+    """The audit index belongs to another chain or deployment than the one it is used with."""
+
+
+class WebhookError(ImagingConsentError):
+    """A notification webhook is misconfigured (its URL), or its endpoint refused a delivery."""

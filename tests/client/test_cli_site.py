@@ -498,3 +498,59 @@ def test_a_wrong_pepper_gets_a_hint(consented: World) -> None:
     assert_one_error_line(refused, "no study is registered under this key: check the site pepper")
     assert_one_error_line(unknown, "the store has no such study either")
     assert not (world.root / "received" / "w").exists()
+
+
+# --- the audit index (last: once the default index exists, audit reads it) ---------------------
+
+
+def test_index_sync_then_audit_answers_from_the_index_like_the_chain(consented: World) -> None:
+    world = consented
+    patient = ("--patient", world.address(PATIENT))
+
+    synced = world.run("index", "sync", "--confirmations", "0", "--json", key=None)
+    status = world.run("index", "status", "--json", key=None)
+    from_index = world.run("audit", *patient, "--json", key=None)
+    from_chain = world.run("audit", *patient, "--from-chain", "--json", key=None)
+    again = world.run("index", "sync", "--confirmations", "0", key=None)
+
+    assert synced.returncode == 0, synced.stderr
+    result = json.loads(synced.stdout)
+    assert result["events"] > 0 and result["behind"] == 0
+    index_file = world.root / "deployments" / f"index-{world.chain.chain_id}.sqlite3"
+    assert stat.S_IMODE(index_file.stat().st_mode) == 0o600
+    assert json.loads(status.stdout)["access_records"] >= 1
+    assert from_index.returncode == 0, from_index.stderr
+    assert "from the audit index, 0 block(s) behind the chain" in from_index.stderr
+    assert "audit index" not in from_chain.stderr
+    indexed, direct = json.loads(from_index.stdout), json.loads(from_chain.stdout)
+    # The chain's logs hold what was recorded one by one; the index adds the gateway's batched
+    # records (here the refusals of the tampered store and the wrong pepper), with proofs.
+    on_chain = [e for e in indexed["events"] if not e.get("batched")]
+    batched = [e for e in indexed["events"] if e.get("batched")]
+    assert on_chain == direct["events"] and indexed["grants"] == direct["grants"]
+    assert batched and {e["reason"] for e in batched} >= {"IntegrityError"}
+    assert all(e["kind"] == "denied" and e["batch_root"] for e in batched)
+    assert "0 new event(s)" in again.stdout
+
+
+def test_audit_time_range_and_index_of_another_chain(consented: World, tmp_path: Path) -> None:
+    world = consented
+    patient = ("--patient", world.address(PATIENT))
+    future = world.run("audit", *patient, "--since", "2999-01-01", "--json", key=None)
+    recent = world.run("audit", *patient, "--since", "3650d", "--json", key=None)
+    bad = world.run("audit", *patient, "--since", "yesterday", key=None)
+    with LocalChain("ganache") as other:
+        foreign = tmp_path / "other.sqlite3"
+        env = {"IMAGING_CONSENT_RPC_URL": other.rpc_url}
+        deployed = world.run("deploy", "--manifest", str(tmp_path / "m.json"), env=env)
+        assert deployed.returncode == 0, deployed.stderr
+        made = world.run("index", "sync", "--manifest", str(tmp_path / "m.json"),
+                         "--index", str(foreign), key=None, env=env)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    refused = world.run("audit", *patient, "--index", str(foreign), key=None)
+
+    events = json.loads(future.stdout)["events"]
+    assert not [e for e in events if e["type"] == "access"]
+    assert [e for e in json.loads(recent.stdout)["events"] if e["type"] == "access"]
+    assert bad.returncode == 2 and "--since" in bad.stderr
+    assert_one_error_line(refused, "follows chain")

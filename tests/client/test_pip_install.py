@@ -36,6 +36,9 @@ for name in names:
         "artifacts", name).read_text())
     assert data["abi"] and len(data["bytecode"]) > 1000, name
 assert importlib.resources.files("imaging_consent").joinpath("py.typed").is_file()
+migrations = importlib.resources.files("imaging_consent").joinpath("index", "migrations")
+assert migrations.joinpath("versions", "0001_initial.py").is_file()
+assert migrations.joinpath("env.py").is_file() and migrations.joinpath("script.py.mako").is_file()
 assert "brownie" not in sys.modules
 assert importlib.util.find_spec("brownie") is None
 print("install ok")

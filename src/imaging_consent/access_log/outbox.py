@@ -382,6 +382,27 @@ class Outbox:
             ).fetchall()
         return [Batch(b, r, c, t) for b, r, c, t in rows]
 
+    def anchored_batches(self) -> list[tuple[Batch, list[OutboxEntry]]]:
+        """Batches whose anchor is final, oldest first, each with its records (by sequence).
+
+        What an audit index imports: it checks each batch against its ``BatchAnchored`` event
+        and proves every record against the anchored root before listing it.
+        """
+        with self._lock:
+            batches = self._db.execute(
+                "SELECT batch_id, root, count, tx_hash FROM batches WHERE final = 1 ORDER BY rowid"
+            ).fetchall()
+            found = []
+            for batch_id, root, count, tx_hash in batches:
+                rows = self._db.execute(
+                    f"SELECT {_ENTRY_COLUMNS} FROM records WHERE batch_id = ? ORDER BY seq",
+                    (batch_id,),
+                ).fetchall()
+                found.append(
+                    (Batch(batch_id, root, count, tx_hash, True), [_entry(r) for r in rows])
+                )
+        return found
+
     def pending_count(self) -> int:
         """Records not final yet (waiting for a batch, an anchor, or confirmations)."""
         with self._lock:

@@ -13,7 +13,7 @@ Reads happen at ``latest``: nothing here follows reorganisations (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import requests
@@ -22,12 +22,12 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractEvent
 from web3.exceptions import Web3RPCError
-from web3.types import EventData, FilterParams, LogReceipt
+from web3.types import EventData, FilterParams, RPCEndpoint
 
 from imaging_consent.chain.session import ChainSession, redact_url
 from imaging_consent.errors import ChainUnavailableError, LogQueryError
 
-__all__ = ["DEFAULT_PAGE", "block_timestamps", "fetch_logs"]
+__all__ = ["DEFAULT_PAGE", "block_timestamps", "fetch_logs", "latest_block", "log_pages"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,29 +134,87 @@ def fetch_logs(
         LogQueryError: If the node refuses even a one-block page, or answers another error.
         ChainUnavailableError: If the node cannot be reached.
     """
-    if page < 1:
-        raise ValueError("page must be at least 1 block")
     events = _as_events(event)
     topics = _topics(events, argument_filters or {})
     by_topic = {HexBytes(e.topic): e for e in events}
+    found: list[EventData] = []
+    for _start, _stop, logs in log_pages(
+        session, [events[0].address], topics, from_block, to_block, page=page, raw=False
+    ):
+        for log in logs:
+            decoder = by_topic.get(HexBytes(log["topics"][0]))
+            if decoder is not None:
+                found.append(decoder.process_log(log))
+    found.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
+    return tuple(found)
+
+
+def latest_block(session: ChainSession) -> int:
+    """The chain's latest block number.
+
+    Raises:
+        ChainUnavailableError: If the node cannot be reached.
+    """
+    try:
+        return int(session.w3.eth.block_number)
+    except _UNREACHABLE as exc:
+        raise ChainUnavailableError(
+            f"cannot reach {redact_url(session.rpc_url)}: {type(exc).__name__}"
+        ) from exc
+
+
+def log_pages(
+    session: ChainSession,
+    addresses: Sequence[str],
+    topics: Sequence[Any] | None,
+    from_block: int,
+    to_block: int | None = None,
+    *,
+    page: int = DEFAULT_PAGE,
+    raw: bool = True,
+) -> Iterator[tuple[int, int, list[Any]]]:
+    """``eth_getLogs`` over ``[from_block, to_block]``, one page at a time, oldest first.
+
+    Yields ``(first, last, logs)`` for each page once it is fetched, so a caller can store a
+    page and its cursor together. The page halves whenever the node asks for less, down to one
+    block, and stays at the smaller size.
+
+    Args:
+        session: The chain to read.
+        addresses: The contracts whose logs to read (OR-ed).
+        topics: The ``topics`` filter, or None for every log of those contracts.
+        from_block: First block.
+        to_block: Last block; by default the latest block when the call starts.
+        page: Blocks per request at first.
+        raw: Return the node's JSON as is (hex strings; fast: no per-log formatting) rather
+            than web3's formatted logs.
+
+    Raises:
+        ValueError: If ``page`` is below 1.
+        LogQueryError: If the node refuses even a one-block page, or answers another error.
+        ChainUnavailableError: If the node cannot be reached.
+    """
+    if page < 1:
+        raise ValueError("page must be at least 1 block")
     w3 = session.w3
     shown = redact_url(session.rpc_url)
-    try:
-        end = int(w3.eth.block_number) if to_block is None else to_block
-    except _UNREACHABLE as exc:
-        raise ChainUnavailableError(f"cannot reach {shown}: {type(exc).__name__}") from exc
-    found: list[EventData] = []
+    end = latest_block(session) if to_block is None else to_block
     start, size = from_block, page
     while start <= end:
         stop = min(start + size - 1, end)
-        params: FilterParams = {
-            "address": events[0].address,
-            "fromBlock": start,
-            "toBlock": stop,
-            "topics": topics,
+        params: dict[str, Any] = {
+            "address": list(addresses),
+            "fromBlock": hex(start),
+            "toBlock": hex(stop),
         }
+        if topics:
+            params["topics"] = list(topics)
         try:
-            logs: list[LogReceipt] = list(w3.eth.get_logs(params))
+            if raw:
+                logs = _raw_get_logs(w3, params)
+            else:
+                formatted = {**params, "fromBlock": start, "toBlock": stop}
+                logs = list(w3.eth.get_logs(cast(FilterParams, formatted)))
         except requests.ConnectTimeout as exc:  # nobody there: asking for less will not help
             raise ChainUnavailableError(f"cannot reach {shown}: {type(exc).__name__}") from exc
         except _SMALLER_PAGE as exc:
@@ -171,13 +229,17 @@ def fetch_logs(
             continue
         except _TRANSPORT_ERRORS as exc:
             raise ChainUnavailableError(f"cannot reach {shown}: {type(exc).__name__}") from exc
-        for log in logs:
-            decoder = by_topic.get(HexBytes(log["topics"][0]))
-            if decoder is not None:
-                found.append(decoder.process_log(log))
+        yield start, stop, logs
         start = stop + 1
-    found.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
-    return tuple(found)
+
+
+def _raw_get_logs(w3: Web3, params: dict[str, Any]) -> list[Any]:
+    response = w3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
+    if "error" in response:
+        error = response["error"]
+        message = error.get("message", "") if isinstance(error, Mapping) else str(error)
+        raise Web3RPCError(str(message), rpc_response=response)
+    return list(response["result"])
 
 
 def block_timestamps(session: ChainSession, blocks: Iterable[int]) -> dict[int, int]:

@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 
 import imaging_consent
-from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, keys, site
+from imaging_consent.cli import audit, chain, consent, demo, deploy, fetch, index, keys, site
 from imaging_consent.cli import serve as serve_command
 from imaging_consent.cli.common import UsageProblem, err_console, one_line, out_console
 from imaging_consent.cli.entry import Interrupted
@@ -67,7 +67,7 @@ app = typer.Typer(
 )
 # Each module's Typer: a named one (chain, site, consent) becomes a group, a nameless one adds
 # its commands at the top level. The order here is the order of ``--help``.
-for module in (deploy, fetch, audit, demo, chain, site, consent, keys):
+for module in (deploy, fetch, audit, index, demo, chain, site, consent, keys):
     app.add_typer(module.app)
 app.add_typer(serve_command.app)
 

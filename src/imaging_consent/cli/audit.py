@@ -1,10 +1,16 @@
-"""``imaging-consent audit``: who accessed a patient's studies, and under which consent."""
+"""``imaging-consent audit``: who accessed a patient's studies, and under which consent.
+
+It reads the audit index when one is configured (or ``index sync`` made the default one) and
+says how far behind the chain the index is; ``--from-chain`` reads the chain's logs instead.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import io
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,13 +26,15 @@ from imaging_consent.cli.common import (
     address,
     err_console,
     out_console,
+    parse_when,
     spinner,
     with_workspace,
 )
+from imaging_consent.cli.index import IndexOpt, open_indexer
 from imaging_consent.cli.tables import audit_view
 from imaging_consent.index import AuditTrail, trail_from_chain
 
-__all__ = ["AuditFormat", "app", "write_private"]
+__all__ = ["AuditFormat", "app", "read_trail", "write_private"]
 
 app = typer.Typer()
 
@@ -61,11 +69,66 @@ def _table_text(trail: AuditTrail) -> str:
     return buffer.getvalue()
 
 
+_AGO = re.compile(r"^\s*\d+\s*[smhdw]\s*$", re.IGNORECASE)
+
+
+def _moment(value: str | None, what: str) -> int | None:
+    """``--since``/``--until``: an ISO date or datetime, or a duration meaning that long ago."""
+    if value is None:
+        return None
+    if _AGO.match(value):
+        return int(time.time()) - parse_when(value, 0, what)  # the duration, counted back
+    return parse_when(value, 0, what)
+
+
+def read_trail(
+    ws: Workspace,
+    patient: str,
+    *,
+    index: str | None = None,
+    from_chain: bool = False,
+    since: int | None = None,
+    until: int | None = None,
+) -> AuditTrail:
+    """The patient's trail from the index if there is one (and not ``from_chain``), else from
+    the chain's logs; accesses limited to ``[since, until)`` when given."""
+    owner = address(patient, "--patient")
+    if not from_chain:
+        with open_indexer(ws, index, create=False) as indexer:
+            if indexer is not None:
+                return indexer.trail(owner, since=since, until=until)
+    with spinner("reading the chain's events..."):
+        trail = trail_from_chain(ws.suite, owner)
+    kept = tuple(
+        e
+        for e in trail.accesses
+        if (since is None or e.timestamp >= since) and (until is None or e.timestamp < until)
+    )
+    return dataclasses.replace(trail, accesses=kept)
+
+
 @app.command("audit")
 @with_workspace(signs=False)
 def audit(
     ws: Workspace,
     patient: Annotated[str, typer.Option("--patient", help="The patient's address.")],
+    index: IndexOpt = None,
+    from_chain: Annotated[
+        bool,
+        typer.Option("--from-chain", help="Read the chain's logs, not the audit index."),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only accesses from then: an ISO date, or a duration ago (30d).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only accesses before then (same forms).", show_default=False),
+    ] = None,
     output_format: Annotated[
         AuditFormat,
         typer.Option(
@@ -85,13 +148,19 @@ def audit(
     Below 100 columns, or when a table would not fit, each record is a block of lines; keys
     and addresses are always shown whole. ``--json`` is ``--format json``.
     """
+    if from_chain and index:
+        raise UsageProblem("--from-chain and --index cannot be combined")
     if as_json and output_format not in (AuditFormat.TABLE, AuditFormat.JSON):
         raise UsageProblem(
             f"--json is --format json; it cannot go with --format {output_format.value}"
         )
     chosen = AuditFormat.JSON if as_json else output_format
-    with spinner("reading the chain's events..."):
-        trail = trail_from_chain(ws.suite, address(patient, "--patient"))
+    trail = read_trail(
+        ws, patient, index=index, from_chain=from_chain,
+        since=_moment(since, "--since"), until=_moment(until, "--until"),
+    )  # fmt: skip
+    if trail.source == "index":
+        err_console.print(f"from the audit index, {trail.behind} block(s) behind the chain")
     if chosen is AuditFormat.TABLE and output is None:
         for part in audit_view(trail):
             out_console.print(part)

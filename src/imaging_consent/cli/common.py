@@ -38,7 +38,7 @@ from imaging_consent.chain import (
     key_from_env,
     load_keystore,
 )
-from imaging_consent.cli.config import ENV, Config
+from imaging_consent.cli.config import ENV, Config, database_url
 from imaging_consent.consent.inputs import parse_address
 from imaging_consent.contracts.deployment import Suite, load, sender_for
 from imaging_consent.contracts.manifest import manifest_path
@@ -275,6 +275,22 @@ class Workspace:
         if self._suite is None:
             self._suite = load(self.session, self.manifest_path)
         return self._suite
+
+    def index_url(self, explicit: str | None = None) -> str | None:
+        """The audit index to use: ``explicit`` (``--index``), else the configured one, else
+        ``index-<chainId>.sqlite3`` beside the manifest if that file exists; None if none.
+        """
+        if explicit:
+            return database_url(explicit)
+        if self.config.index is not None:
+            return self.config.index
+        default = self.default_index_path
+        return database_url(str(default)) if default.exists() else None
+
+    @property
+    def default_index_path(self) -> Path:
+        """Where ``index sync`` keeps the index when none is configured."""
+        return self.manifest_path.parent / f"index-{self.session.chain_id}.sqlite3"
 
     def signer(self) -> LocalAccount:
         """The account to sign with: the keystore if configured, else the environment key.

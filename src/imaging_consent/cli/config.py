@@ -10,6 +10,7 @@ config file, the default. The config file is TOML with flat keys (all optional):
     orthanc = "https://pacs.example:8042"     # or an Orthanc server (site register)
     site_pepper_file = "site-pepper"          # the site pepper file (mode 0600), never the pepper
     allow_insecure_rpc = false                # accept http:// to a node not on loopback
+    index = "index.sqlite3"                   # the audit index: a SQLite file or a database URL
 
 It is found at ``--config`` / ``IMAGING_CONSENT_CONFIG``, else ``./imaging-consent.toml``, else
 ``$XDG_CONFIG_HOME/imaging-consent/config.toml`` (``~/.config/...``). TOML is read with the
@@ -21,7 +22,9 @@ them all, and a test checks that it does):
 
 - :data:`ENV`, one per config key: ``IMAGING_CONSENT_RPC_URL``, ``IMAGING_CONSENT_MANIFEST``,
   ``IMAGING_CONSENT_KEYSTORE``, ``IMAGING_CONSENT_STORE``, ``IMAGING_CONSENT_SITE_PEPPER_FILE``,
-  ``IMAGING_CONSENT_ALLOW_INSECURE_RPC`` (1/true/yes/on or 0/false/no/off);
+  ``IMAGING_CONSENT_ALLOW_INSECURE_RPC`` (1/true/yes/on or 0/false/no/off),
+  ``IMAGING_CONSENT_INDEX`` (a SQLite file, or a database URL such as
+  ``postgresql+psycopg://user@host/db``);
 - ``IMAGING_CONSENT_CONFIG``: the config file;
 - secrets, never in the config file: ``IMAGING_CONSENT_KEYSTORE_PASSWORD`` (else a hidden
   prompt), ``IMAGING_CONSENT_REQUESTER_KEYSTORE_PASSWORD`` (``fetch --requester-keystore``),
@@ -51,6 +54,7 @@ __all__ = [
     "KEYS",
     "Config",
     "ConfigError",
+    "database_url",
     "find_config_file",
     "load_config",
 ]
@@ -68,6 +72,7 @@ ENV: Mapping[str, str] = {
     "orthanc": "IMAGING_CONSENT_ORTHANC_URL",
     "site_pepper_file": "IMAGING_CONSENT_SITE_PEPPER_FILE",
     "allow_insecure_rpc": "IMAGING_CONSENT_ALLOW_INSECURE_RPC",
+    "index": "IMAGING_CONSENT_INDEX",
 }
 KEYS = frozenset(ENV)
 _PATH_KEYS = frozenset({"manifest", "keystore", "store", "site_pepper_file"})
@@ -150,7 +155,7 @@ def load_config(path: Path | None) -> dict[str, str]:
             continue
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: {key} must be a non-empty string")
-        if key in _PATH_KEYS:
+        if key in _PATH_KEYS or (key == "index" and "://" not in value):
             value = str((path.parent / Path(value).expanduser()).resolve())
         values[key] = value
     return values
@@ -168,6 +173,7 @@ class Config:
         orthanc: The base URL of the site's Orthanc server, or None.
         site_pepper_file: The site pepper file, or None (then IMAGING_CONSENT_SITE_PEPPER).
         allow_insecure_rpc: Accept a plain ``http://`` RPC URL to a node not on loopback.
+        index: The audit index as a database URL (a path is made ``sqlite:///...``), or None.
         config_file: The config file read, if any.
         sources: Where each value came from (``option``, ``env``, ``config``, ``default``).
     """
@@ -179,6 +185,7 @@ class Config:
     orthanc: str | None = None
     site_pepper_file: Path | None = None
     allow_insecure_rpc: bool = False
+    index: str | None = None
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -191,6 +198,7 @@ class Config:
         keystore: str | os.PathLike[str] | None = None,
         store: str | os.PathLike[str] | None = None,
         allow_insecure_rpc: bool | None = None,
+        index: str | None = None,
         config_file: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         cwd: Path | None = None,
@@ -212,6 +220,7 @@ class Config:
             "orthanc": None,
             "site_pepper_file": None,
             "allow_insecure_rpc": None if allow_insecure_rpc is None else str(allow_insecure_rpc),
+            "index": index,
         }
         values: dict[str, str | None] = {}
         sources: dict[str, str] = {}
@@ -239,9 +248,19 @@ class Config:
             orthanc=values["orthanc"],
             site_pepper_file=as_path("site_pepper_file"),
             allow_insecure_rpc=_flag(values["allow_insecure_rpc"], ENV["allow_insecure_rpc"]),
+            index=database_url(values["index"]),
             config_file=path,
             sources=sources,
         )
+
+
+def database_url(value: str | None) -> str | None:
+    """An index setting as a database URL: a URL as it is, a path as ``sqlite:///<absolute>``."""
+    if not value:
+        return None
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
 def _flag(value: str | None, what: str) -> bool:

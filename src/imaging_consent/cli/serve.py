@@ -13,6 +13,7 @@ Uvicorn's access log is off: request paths carry study UIDs. Log lines follow th
 from __future__ import annotations
 
 import signal
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -22,8 +23,10 @@ import uvicorn
 
 from imaging_consent.cli.common import UsageProblem, Workspace, out_console, spinner, with_workspace
 from imaging_consent.cli.fetch import outbox_path
+from imaging_consent.cli.index import IndexOpt, WebhookOpt, open_indexer
 from imaging_consent.cli.stores import OrthancOpt, StoreOpt, site_store
 from imaging_consent.gateway import ImageGateway, LogMode
+from imaging_consent.index.notify import BreakGlassNotifier
 from imaging_consent.server import MAX_TOKEN_LIFETIME, ServerSettings, create_app
 
 __all__ = ["app"]
@@ -86,6 +89,8 @@ def serve(
             help=f"Seconds an access token lives (at most {MAX_TOKEN_LIFETIME}).",
         ),
     ] = MAX_TOKEN_LIFETIME,
+    index: IndexOpt = None,
+    webhook: WebhookOpt = None,
     work_dir: Annotated[
         Path | None,
         typer.Option(
@@ -112,19 +117,34 @@ def serve(
         raise UsageProblem(str(exc)) from None
     with spinner("indexing the store..."):
         image_store = site_store(ws, store, orthanc)
-    with ImageGateway(
-        ws.suite,
-        sender,
-        image_store,
-        ws.pepper(),
-        log_mode=log_mode,
-        outbox_path=outbox_path(ws, sender),
-    ) as gateway:
-        service = create_app(settings, gateway)
+    with ExitStack() as stack:
+        gateway = stack.enter_context(
+            ImageGateway(
+                ws.suite,
+                sender,
+                image_store,
+                ws.pepper(),
+                log_mode=log_mode,
+                outbox_path=outbox_path(ws, sender),
+            )
+        )
+        indexer = stack.enter_context(
+            open_indexer(ws, index, create=webhook is not None, outboxes=[])
+        )
+        if indexer is not None:
+            indexer.outboxes = (gateway.outbox,)
+        notifier = (
+            BreakGlassNotifier(indexer.index, webhook)
+            if webhook is not None and indexer is not None
+            else None
+        )
+        service = create_app(settings, gateway, index=indexer, notifier=notifier)
         out_console.print(
             f"serving DICOMweb at [bold]{url}/dicom-web[/] as gateway {gateway.address} "
             f"({gateway.log_mode.value} logging); sign in at {url}/auth/login"
         )
+        if indexer is not None:
+            out_console.print(f"keeping the audit index {indexer.index.url} in sync")
         config = uvicorn.Config(service, host=host, port=port, log_config=None, access_log=False)
         _run_until_signalled(uvicorn.Server(config))
 

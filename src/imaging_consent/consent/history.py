@@ -9,6 +9,7 @@ deployment block to ``latest``. Reorganisations are not followed (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +22,14 @@ from imaging_consent.consent.purposes import Purpose, purposes_from_mask
 from imaging_consent.contracts.consent_registry import ALL_STUDIES
 from imaging_consent.contracts.deployment import Suite
 
-__all__ = ["ALL_STUDIES", "ConsentEvent", "Grant", "GrantHistory", "grant_history"]
+__all__ = [
+    "ALL_STUDIES",
+    "ConsentEvent",
+    "Grant",
+    "GrantHistory",
+    "grant_history",
+    "history_from_logs",
+]
 
 ConsentEventKind = Literal["granted", "revoked", "delegate_set", "excluded", "included"]
 #: Who made a change: the patient directly, a delegate, or a relayed signature of the patient.
@@ -257,14 +265,28 @@ def grant_history(
             page=page,
         )
         logs.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
+    stamps = block_timestamps(suite.session, (int(log["blockNumber"]) for log in logs))
+    return history_from_logs(logs, stamps)
+
+
+def history_from_logs(logs: Sequence[EventData], stamps: Mapping[int, int]) -> GrantHistory:
+    """Replay decoded ConsentRegistry logs (oldest first) into grants and their history.
+
+    ``DelegateActed`` and ``SignatureUsed`` logs are companions: they say who made the change
+    in their transaction and are not events of their own.
+
+    Args:
+        logs: Decoded logs (``event``, ``args``, ``blockNumber``, ``logIndex``,
+            ``transactionHash``), oldest first.
+        stamps: Each block's unix time, for every block in ``logs``.
+    """
     companions = {
         "0x" + bytes(log["transactionHash"]).hex(): log
         for log in logs
         if log["event"] in ("DelegateActed", "SignatureUsed")
     }
-    logs = [log for log in logs if log["event"] not in ("DelegateActed", "SignatureUsed")]
-    stamps = block_timestamps(suite.session, (int(log["blockNumber"]) for log in logs))
-    history = tuple(_event(log, stamps[int(log["blockNumber"])], companions) for log in logs)
+    kept = [log for log in logs if log["event"] not in ("DelegateActed", "SignatureUsed")]
+    history = tuple(_event(log, stamps[int(log["blockNumber"])], companions) for log in kept)
     state: dict[tuple[str, str, bytes], Grant] = {}
     for event in history:
         key = (event.patient, event.grantee, event.scope)

@@ -10,6 +10,7 @@ Routes (docs/ARCHITECTURE.md, "DICOMweb service"):
   attributes as ``application/dicom+json``.
 - ``GET /proofs/{request_id}``: the release's ``proof.json``, for its requester only.
 - ``POST /break-glass``: the typed data an emergency clinician signs (:mod:`.break_glass`).
+- ``/patient`` and ``/patient/api/...``: the patient's page (:mod:`.patient`).
 
 Every route but the first two needs ``Authorization: Bearer <token>``. The purpose of use is
 ``X-Purpose-Of-Use`` (default TREAT). Errors are ``application/problem+json``
@@ -33,6 +34,8 @@ from pydantic import BaseModel
 from imaging_consent.dicom import study_key
 from imaging_consent.errors import AuthenticationError
 from imaging_consent.gateway import ImageGateway, Release
+from imaging_consent.index.notify import BreakGlassNotifier
+from imaging_consent.index.sync import Indexer
 from imaging_consent.server import break_glass
 from imaging_consent.server.auth import Principal, SiweAuth
 from imaging_consent.server.dicomweb import (
@@ -41,7 +44,7 @@ from imaging_consent.server.dicomweb import (
     metadata,
     stream_multipart,
 )
-from imaging_consent.server.flusher import OutboxFlusher
+from imaging_consent.server.flusher import IndexFollower, OutboxFlusher
 from imaging_consent.server.media import (
     DICOM_JSON,
     MULTIPART_DICOM,
@@ -51,7 +54,9 @@ from imaging_consent.server.media import (
     multipart_transfer_syntax,
     purpose_of_use,
 )
+from imaging_consent.server.patient import PatientSettings, on_patient_problem, patient_router
 from imaging_consent.server.problems import HANDLERS
+from imaging_consent.server.relayer import PatientRequestError
 from imaging_consent.server.settings import ServerSettings
 
 __all__ = ["create_app"]
@@ -147,6 +152,9 @@ def create_app(
     gateway: ImageGateway,
     *,
     clock: Callable[[], float] = time.time,
+    patient: PatientSettings | None = None,
+    index: Indexer | None = None,
+    notifier: BreakGlassNotifier | None = None,
 ) -> FastAPI:
     """The DICOMweb service in front of ``gateway``.
 
@@ -157,18 +165,29 @@ def create_app(
         settings: The service's identity and limits.
         gateway: The release gate (with its store, chain and outbox).
         clock: Unix time for sign-in and tokens (default ``time.time``).
+        patient: The patient page's settings (default :class:`PatientSettings`).
+        index: An audit index to keep in sync (every ``flush_interval``) and to read the
+            patient's history from; its owner closes it.
+        notifier: Break-glass webhook deliveries, run after each sync of ``index``.
     """
     service = Service(gateway, settings.work_dir)
     auth = SiweAuth(settings, gateway.suite.session, clock=clock)
     flusher = OutboxFlusher(gateway, settings.flush_interval)
+    follower = (
+        IndexFollower(index, settings.flush_interval, notifier) if index is not None else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.clean()
         flusher.start()
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             flusher.stop()
             service.clean()
 
@@ -182,6 +201,10 @@ def create_app(
     app.state.auth = auth
     for kind, handler in HANDLERS.items():
         app.add_exception_handler(kind, handler)
+    app.add_exception_handler(PatientRequestError, on_patient_problem)
+    app.include_router(
+        patient_router(patient or PatientSettings(), gateway, _principal, clock, index)
+    )
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

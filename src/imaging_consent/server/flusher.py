@@ -13,8 +13,10 @@ import threading
 
 from imaging_consent.errors import ImagingConsentError
 from imaging_consent.gateway import ImageGateway
+from imaging_consent.index.notify import BreakGlassNotifier
+from imaging_consent.index.sync import Indexer
 
-__all__ = ["OutboxFlusher"]
+__all__ = ["IndexFollower", "OutboxFlusher"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +56,43 @@ class OutboxFlusher:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self.flush()
+
+
+class IndexFollower:
+    """Keeps an audit index up with the chain in a background thread, importing the gateway's
+    anchored batches, and delivers break-glass notifications after each sync.
+
+    Args:
+        indexer: The index and the chain it follows (with the gateway's outbox).
+        interval: Seconds between syncs.
+        notifier: Delivers break-glass records to a webhook, if configured.
+    """
+
+    def __init__(
+        self, indexer: Indexer, interval: float, notifier: BreakGlassNotifier | None = None
+    ) -> None:
+        self._indexer = indexer
+        self._interval = interval
+        self._notifier = notifier
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="index-follow", daemon=True)
+
+    def start(self) -> None:
+        """Start following."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current sync (each page is one transaction: nothing is half-written)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._indexer.sync()
+                if self._notifier is not None:
+                    self._notifier.deliver()
+            except ImagingConsentError as exc:
+                logger.warning("the audit index could not sync (%s); retrying", type(exc).__name__)
+            self._stop.wait(self._interval)

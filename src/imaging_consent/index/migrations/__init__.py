@@ -1,0 +1,1 @@
+"""Alembic migrations of the audit index (run by :func:`imaging_consent.index.store.migrate`)."""
