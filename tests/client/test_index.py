@@ -6,7 +6,11 @@ SQLite file; ``test_index_postgres.py`` runs the same index on a real PostgreSQL
 
 from __future__ import annotations
 
+import http.server
+import json
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +19,22 @@ from typing import Any
 import pytest
 from release_samples import CT_STUDY, Actors, actors, build_ct_study, deploy_suite, grant, revoke
 
+from bench.proxy import CountingProxy
 from imaging_consent import errors
 from imaging_consent.access_log import AccessRecord
-from imaging_consent.chain import LocalChain
+from imaging_consent.access_log.break_glass import sign_break_glass
+from imaging_consent.chain import LocalChain, connect
 from imaging_consent.consent import Purpose
-from imaging_consent.contracts.deployment import Suite, sender_for
+from imaging_consent.contracts.deployment import Suite, load, sender_for
 from imaging_consent.dicom import SitePepper
 from imaging_consent.dicom.keys import study_key
 from imaging_consent.gateway import ImageGateway, LogMode
+from imaging_consent.index import trail_from_chain
+from imaging_consent.index.notify import BreakGlassNotifier
 from imaging_consent.index.sync import Indexer
 from imaging_consent.provenance import register_study
 from imaging_consent.provenance.merkle import verify_proof
+from imaging_consent.server.flusher import IndexFollower
 from imaging_consent.stores import FolderStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -113,8 +122,6 @@ def test_sync_indexes_grants_accesses_and_studies(world: World) -> None:
 
 
 def test_index_answers_like_the_chain(world: World) -> None:
-    from imaging_consent.index import trail_from_chain
-
     people = world.people
     gateway = world.gateway(confirmations=0)
     for _ in range(3):
@@ -253,17 +260,12 @@ class _Webhook:
     """A loopback HTTP endpoint that answers 503 to the first ``failures`` POSTs, then 204."""
 
     def __init__(self, failures: int) -> None:
-        import http.server
-        import threading
-
         self.failures = failures
         self.received: list[tuple[str, dict[str, Any]]] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                import json
-
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.received.append((self.headers["Idempotency-Key"], body))
                 failing = len(outer.received) <= outer.failures
@@ -284,8 +286,6 @@ class _Webhook:
 
 
 def _break_glass(world: World) -> str:
-    from imaging_consent.access_log.break_glass import sign_break_glass
-
     people = world.people
     signed = sign_break_glass(people.doctor, world.suite, people.site.address,
                               world.study_key(), b"\x09" * 32, request_id=b"\x07" * 32)  # fmt: skip
@@ -299,8 +299,6 @@ def _break_glass(world: World) -> str:
 
 
 def test_break_glass_webhook_retries_then_delivers_once(world: World) -> None:
-    from imaging_consent.index.notify import BreakGlassNotifier
-
     tx_hash = _break_glass(world)
     hook = _Webhook(failures=2)
     waits: list[float] = []
@@ -326,8 +324,6 @@ def test_break_glass_webhook_retries_then_delivers_once(world: World) -> None:
 
 
 def test_break_glass_webhook_down_keeps_it_pending_until_it_is_back(world: World) -> None:
-    from imaging_consent.index.notify import BreakGlassNotifier
-
     _break_glass(world)
     hook = _Webhook(failures=0)
     url = hook.url
@@ -346,8 +342,6 @@ def test_break_glass_webhook_down_keeps_it_pending_until_it_is_back(world: World
 
 
 def test_break_glass_webhook_must_be_https_off_loopback(world: World) -> None:
-    from imaging_consent.index.notify import BreakGlassNotifier
-
     with world.indexer() as indexer:
         with pytest.raises(errors.WebhookError, match="plain http"):
             BreakGlassNotifier(indexer.index, "http://alerts.example/hook")
@@ -356,10 +350,6 @@ def test_break_glass_webhook_must_be_https_off_loopback(world: World) -> None:
 
 
 def test_follower_keeps_the_index_up_and_imports_the_gateways_batches(world: World) -> None:
-    import time
-
-    from imaging_consent.server.flusher import IndexFollower
-
     people = world.people
     gateway = world.gateway(log_mode=LogMode.BATCHED, confirmations=0)
     with world.indexer(confirmations=0, outboxes=[gateway.outbox]) as indexer:
@@ -390,11 +380,6 @@ def _accesses_in_several_blocks(world: World, count: int) -> None:
 
 
 def test_a_node_that_refuses_wide_log_ranges_is_read_in_smaller_pages(world: World) -> None:
-    from bench.proxy import CountingProxy
-
-    from imaging_consent.chain import connect
-    from imaging_consent.contracts.deployment import load
-
     _accesses_in_several_blocks(world, 4)
     with CountingProxy(world.chain.rpc_url, max_log_blocks=3) as proxy:
         limited = load(connect(proxy.url, world.chain.chain_id), world.suite.manifest)
@@ -408,11 +393,6 @@ def test_a_node_that_refuses_wide_log_ranges_is_read_in_smaller_pages(world: Wor
 
 
 def test_a_node_gone_mid_sync_leaves_whole_pages_and_the_next_sync_resumes(world: World) -> None:
-    from bench.proxy import CountingProxy
-
-    from imaging_consent.chain import connect
-    from imaging_consent.contracts.deployment import load
-
     _accesses_in_several_blocks(world, 4)
     url = f"sqlite:///{world.work / 'resume.sqlite3'}"
     pages: list[int] = []
