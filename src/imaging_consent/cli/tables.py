@@ -8,20 +8,27 @@ console, and one record per block (a header and a value a line) when it does not
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from rich.console import RenderableType
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from imaging_consent.access_log import AccessEvent
+from imaging_consent.audit.events import (
+    grant_status,
+    grant_window,
+    newest_first,
+    scope_label,
+    source_line,
+)
 from imaging_consent.cli.common import address, iso_utc, out_console
-from imaging_consent.consent import ALL_STUDIES, ConsentEvent, Grant
+from imaging_consent.consent import ConsentEvent, Grant
 from imaging_consent.contracts.deployment import Suite
 from imaging_consent.errors import ImagingConsentError, StoreError
 from imaging_consent.index import AuditTrail, trail_from_chain
@@ -29,7 +36,6 @@ from imaging_consent.stores import FolderStore, ImageStore, InstanceRecord
 
 __all__ = [
     "CountingStore",
-    "audit_document",
     "audit_tables",
     "audit_view",
     "fit",
@@ -37,7 +43,6 @@ __all__ = [
     "grant_window",
     "grants_table",
     "name_the_file",
-    "record",
     "record_blocks",
     "scope_label",
     "short",
@@ -54,24 +59,6 @@ def short(value: bytes | str, digits: int = 10) -> str:
 def when(timestamp: int) -> str:
     """Unix seconds as ISO 8601 in UTC (``2027-01-31T12:00:00Z``), as every time is shown."""
     return iso_utc(timestamp)
-
-
-def scope_label(scope: bytes) -> str:
-    """``all studies`` or the study key."""
-    return "all studies" if scope == ALL_STUDIES else "0x" + scope.hex()
-
-
-def grant_status(grant: Grant, now: int) -> str:
-    """``active``, ``not yet valid`` or ``expired`` at unix second ``now``."""
-    if grant.is_active(now):
-        return "active"
-    return "not yet valid" if now < grant.not_before else "expired"
-
-
-def grant_window(not_before: int, expires_at: int) -> str:
-    """A grant's window in ISO 8601 UTC: ``now → no expiry``, ``2027-01-01T00:00:00Z → ...``."""
-    start = iso_utc(not_before) if not_before else "now"
-    return f"{start} → {iso_utc(expires_at) if expires_at else 'no expiry'}"
 
 
 def record_blocks(title: str, records: list[list[tuple[str, str]]]) -> Table:
@@ -122,7 +109,7 @@ def grants_table(grants: tuple[Grant, ...], now: int, title: str, *, narrow: boo
     return table
 
 
-def _access_row(event: AccessEvent) -> tuple[int, int, list[str]]:
+def _access_row(event: AccessEvent) -> list[str]:
     purpose = event.purpose.name if event.purpose else f"code {event.purpose_code}"
     if event.kind == "granted":
         what, outcome = "access", "[green]released[/]"
@@ -133,23 +120,23 @@ def _access_row(event: AccessEvent) -> tuple[int, int, list[str]]:
     why = purpose
     if event.reason_commitment is not None:
         why += f" (reason commitment 0x{event.reason_commitment.hex()})"
-    return (
-        event.block_number,
-        event.log_index,
-        [
-            when(event.timestamp),
-            what,
-            event.accessor,
-            "0x" + event.study_key.hex(),
-            why,
-            outcome,
-            event.gateway,
-            event.tx_hash,
-        ],
-    )
+    if event.reason is not None:
+        outcome += f" ({event.reason})"
+    if event.batched:
+        what += " [yellow](batched)[/]"
+    return [
+        when(event.timestamp),
+        what,
+        event.accessor,
+        "0x" + event.study_key.hex(),
+        why,
+        outcome,
+        event.gateway,
+        event.tx_hash,
+    ]
 
 
-def _consent_row(event: ConsentEvent) -> tuple[int, int, list[str]]:
+def _consent_row(event: ConsentEvent) -> list[str]:
     why = ""
     if event.kind == "granted":
         why = ", ".join(p.name for p in sorted(event.purposes, key=lambda p: p.value))
@@ -166,20 +153,16 @@ def _consent_row(event: ConsentEvent) -> tuple[int, int, list[str]]:
         "delegate appointed": "appointed",
         "delegate removed": "removed",
     }.get(event.label, event.kind)
-    return (
-        event.block_number,
-        event.log_index,
-        [
-            iso_utc(event.timestamp),
-            event.label,
-            event.grantee,
-            scope_label(event.scope),
-            why,
-            outcome,
-            "",
-            event.tx_hash,
-        ],
-    )
+    return [
+        iso_utc(event.timestamp),
+        event.label,
+        event.grantee,
+        scope_label(event.scope),
+        why,
+        outcome,
+        "",
+        event.tx_hash,
+    ]
 
 
 def audit_tables(suite: Suite, patient: str) -> tuple[RenderableType, RenderableType]:
@@ -197,48 +180,24 @@ def audit_tables(suite: Suite, patient: str) -> tuple[RenderableType, Renderable
 def audit_view(trail: AuditTrail) -> tuple[RenderableType, RenderableType]:
     """The trail's current grants, and every consent and access event, newest first, each
     fitted to the console (see :func:`fit`)."""
-    rows = [_consent_row(e) for e in trail.consents] + [_access_row(e) for e in trail.accesses]
-    rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
     events = Table(title=f"Audit trail of patient {trail.patient}, newest first")
     for column in ("when", "what", "who", "study", "why", "outcome", "gateway", "tx"):
         events.add_column(column)
-    for _block, _index, cells in rows:
-        events.add_row(*cells)
+    for item in newest_first(trail):
+        events.add_row(
+            *(_access_row(item) if isinstance(item, AccessEvent) else _consent_row(item))
+        )
+    notes = [escape(source_line(trail))]
+    batched = sum(1 for e in trail.accesses if e.batched)
+    if batched:
+        notes.append(
+            f"[yellow]{batched} batched record(s)[/]: judged by the gateway and anchored in a "
+            "batch; their tx is the anchor's, and each is provable against its root"
+        )
     if trail.flagged:
-        events.caption = f"[bold red]{trail.flagged} break-glass access(es) flagged for review[/]"
+        notes.append(f"[bold red]{trail.flagged} break-glass access(es) flagged for review[/]")
+    events.caption = "\n".join(notes)
     return fit(grants_table(trail.grants, trail.now, "Current grants")), fit(events)
-
-
-def audit_document(trail: AuditTrail) -> dict[str, Any]:
-    """The audit trail as the ``audit --json`` document: grants, then events newest first."""
-    events = [{"type": "consent", **record(e)} for e in trail.consents]
-    events += [{"type": "access", **record(e)} for e in trail.accesses]
-    events.sort(key=lambda e: (e["block_number"], e["log_index"]), reverse=True)
-    return {
-        "patient": trail.patient,
-        "now": iso_utc(trail.now),
-        "grants": [{**record(g), "active": g.is_active(trail.now)} for g in trail.grants],
-        "events": events,
-        "break_glass_flagged": trail.flagged,
-    }
-
-
-#: Fields that hold unix seconds (0: none); :func:`record` writes them as ISO 8601 UTC.
-_TIMES = frozenset({"timestamp", "not_before", "expires_at", "registered_at"})
-
-
-def record(item: Any) -> dict[str, Any]:
-    """A dataclass as a JSON object: times ISO 8601 UTC (0 as null), sets of purposes as
-    sorted names, bytes as 0x-hex (by :func:`~.common.print_json`)."""
-    document: dict[str, Any] = {}
-    for field in dataclasses.fields(item):
-        value = getattr(item, field.name)
-        if field.name in _TIMES:
-            value = iso_utc(value) if value else None
-        elif isinstance(value, frozenset):
-            value = sorted(p.name for p in value)
-        document[field.name] = value
-    return document
 
 
 def fit(table: Table, width: int | None = None) -> RenderableType:
