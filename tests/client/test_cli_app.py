@@ -545,6 +545,7 @@ def test_every_configuration_variable_is_documented() -> None:
         "IMAGING_CONSENT_SERVE_ALLOW_ORIGINS",
         "IMAGING_CONSENT_SERVE_TOKEN_LIFETIME",
         "IMAGING_CONSENT_SERVE_WORK_DIR",
+        "IMAGING_CONSENT_BREAK_GLASS_WEBHOOK",
     }
     used = set(re.findall(r"IMAGING_CONSENT_[A-Z_]+", "".join(
         path.read_text() for path in (SRC / "imaging_consent").rglob("*.py")
