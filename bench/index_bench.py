@@ -68,6 +68,9 @@ GRANTED, DENIED = 76, 20
 CONSENT_AND_STUDY = 4
 #: Transactions per mined block while the chain is built.
 PER_BLOCK = 1_000
+#: Blocks per ``eth_getLogs`` page of the first sync: about 10,000 logs an answer here, the cap
+#: many log providers set.
+PAGE_BLOCKS = 10
 #: Access records per patient and per block in the query index (part 2).
 QUERY_PER_PATIENT, QUERY_PER_BLOCK = 100, 40
 POSTGRES_SKIPPED = "skipped: no PostgreSQL"
@@ -246,12 +249,14 @@ def _first_sync(built: _Built, url: str) -> tuple[Indexer, dict[str, Any]]:
         RuntimeError: If the index does not hold exactly the events the chain was given.
     """
     start = time.perf_counter()
-    indexer = Indexer.open(built.deployed.suite, url, confirmations=0)
+    indexer = Indexer.open(built.deployed.suite, url, confirmations=0, page=PAGE_BLOCKS)
     opened = time.perf_counter() - start
-    pages: list[int] = []
+    pages: list[tuple[float, int]] = []
     with _sync_timers() as timers:
         start = time.perf_counter()
-        result = indexer.sync(progress=lambda done, todo, stored: pages.append(stored))
+        result = indexer.sync(
+            progress=lambda _done, _todo, stored: pages.append((time.perf_counter(), stored))
+        )
         seconds = time.perf_counter() - start
     if result.events != built.events:
         indexer.close()
@@ -264,19 +269,38 @@ def _first_sync(built: _Built, url: str) -> tuple[Indexer, dict[str, Any]]:
         "open_s": opened,
         "events": result.events,
         "pages": len(pages),
+        "page_rates": _page_rates(start, pages),
         "parts_s": parts,
     }
 
 
+def _page_rates(start: float, pages: list[tuple[float, int]]) -> list[float]:
+    """Events per second of each page that held events (fetched, decoded and stored)."""
+    rates, before, stored = [], start, 0
+    for at, total in pages:
+        if total > stored:
+            rates.append((total - stored) / (at - before))
+        before, stored = at, total
+    return rates
+
+
 def _summarize_syncs(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median run's figures (by time), with every run's events per second."""
+    """The median run's figures (by time), every run's events per second, and the median
+    over every page of every run."""
     rates = [r["events"] / r["seconds"] for r in runs]
     middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     seconds = middle["seconds"]
+    pages = [rate for r in runs for rate in r["page_rates"]]
     return {
         "runs": len(runs),
         "events": middle["events"],
         "pages": middle["pages"],
+        "page_events_per_s": {
+            "n": len(pages),
+            "p50": round(statistics.median(pages), 1),
+            "min": round(min(pages), 1),
+            "max": round(max(pages), 1),
+        },
         "seconds": round(seconds, 3),
         "open_s": round(middle["open_s"], 3),
         "events_per_s": round(statistics.median(rates), 1),

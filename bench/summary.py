@@ -230,9 +230,8 @@ def _index(ix: dict[str, Any]) -> list[str]:
         "(per patient: a study, two grants, a revocation, 76 releases and 20 refusals; one "
         f"heavy patient with {_n(built['heavy_patient_records'])} records), end to end:",
         "",
-        "| Database | Events | Pages | Seconds | Events/s (each run) | µs per event: "
-        + " / ".join(_SYNC_PARTS)
-        + " | Bytes per event |",
+        "| Database | Events | Seconds | Events/s (each run) | Pages: events/s p50 (min\u2013max) "
+        "| µs per event: " + " / ".join(_SYNC_PARTS) + " | Bytes per event |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in ix["throughput"].items():
@@ -241,9 +240,12 @@ def _index(ix: dict[str, Any]) -> list[str]:
             continue
         each = ", ".join(_n(v) for v in row["events_per_s_each_run"])
         parts = " / ".join(f"{row['us_per_event'].get(p, 0):.0f}" for p in _SYNC_PARTS)
+        page = row["page_events_per_s"]
         lines.append(
-            f"| {name} | {_n(row['events'])} | {row['pages']} | {row['seconds']:.1f} | "
-            f"**{_n(row['events_per_s'])}** ({each}) | {parts} | {_n(row['bytes_per_event'])} |"
+            f"| {name} | {_n(row['events'])} | {row['seconds']:.1f} | "
+            f"**{_n(row['events_per_s'])}** ({each}) | {row['pages']}: {_n(page['p50'])} "
+            f"({_n(page['min'])}\u2013{_n(page['max'])}) | {parts} | "
+            f"{_n(row['bytes_per_event'])} |"
         )
     query = ix["query"]
     lines += [
