@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -330,48 +330,54 @@ def _postgres_starter() -> Callable[[Path], AbstractContextManager[str]] | str:
 def _throughput(
     built: _Built, work: Path, runs: int, pg_runs: int
 ) -> tuple[dict[str, Any], Indexer]:
-    """First syncs into SQLite (and PostgreSQL); returns the figures and the last SQLite index."""
-    out: dict[str, Any] = {}
-    syncs: list[dict[str, Any]] = []
-    indexer: Indexer | None = None
-    for run in range(runs):
-        if indexer is not None:
-            indexer.close()
-        path = work / f"index-{run}.sqlite3"
-        indexer, figures = _first_sync(built, f"sqlite:///{path}")
-        figures["file_bytes"] = _sqlite_bytes(path)
-        syncs.append(figures)
-    assert indexer is not None
-    out["sqlite"] = _summarize_syncs(syncs)
-    out["sqlite"]["file_bytes"] = syncs[-1]["file_bytes"]
-    out["sqlite"]["bytes_per_event"] = round(syncs[-1]["file_bytes"] / built.events, 1)
-    out["postgresql"] = _postgres_throughput(built, work, pg_runs)
-    return out, indexer
-
-
-def _postgres_throughput(built: _Built, work: Path, runs: int) -> dict[str, Any]:
+    """First syncs into SQLite and PostgreSQL, taking turns (a burst of load on the shared
+    machine lands on both alike); returns the figures and the last SQLite index, open."""
     starter = _postgres_starter()
     if isinstance(starter, str):
-        return {"skipped": starter}
-    syncs: list[dict[str, Any]] = []
-    sizes: dict[str, int] = {}
-    # Its own folder under the system's temporary folder: the server runs as another user,
+        pg_runs = 0
+    # The server's own folder under the system's temporary folder: it runs as another user,
     # which must reach it (``work`` may sit in a folder only this user can enter).
     folder = Path(tempfile.mkdtemp(prefix="imaging-consent-bench-pg-"))
     try:
-        with starter(folder) as url:
-            for run in range(runs):
-                fresh = _fresh_database(url, f"index_bench_{run}")
-                indexer, figures = _first_sync(built, fresh)
-                syncs.append(figures)
-                indexer.close()
-                sizes = _postgres_bytes(fresh)
+        with starter(folder) if pg_runs else nullcontext("") as pg_url:
+            syncs, pg_syncs, indexer = _take_turns(built, work, runs, pg_runs, pg_url)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    out = _summarize_syncs(syncs)
-    out.update(sizes)
-    out["bytes_per_event"] = round(sizes["index_tables_bytes"] / built.events, 1)
-    return out
+    out: dict[str, Any] = {"sqlite": _summarize_syncs(syncs)}
+    out["sqlite"]["file_bytes"] = syncs[-1]["file_bytes"]
+    out["sqlite"]["bytes_per_event"] = round(syncs[-1]["file_bytes"] / built.events, 1)
+    if isinstance(starter, str):
+        out["postgresql"] = {"skipped": starter}
+    elif pg_syncs:
+        sizes = pg_syncs[-1]["sizes"]
+        out["postgresql"] = {**_summarize_syncs(pg_syncs), **sizes}
+        out["postgresql"]["bytes_per_event"] = round(sizes["index_tables_bytes"] / built.events, 1)
+    return out, indexer
+
+
+def _take_turns(
+    built: _Built, work: Path, runs: int, pg_runs: int, pg_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Indexer]:
+    syncs: list[dict[str, Any]] = []
+    pg_syncs: list[dict[str, Any]] = []
+    indexer: Indexer | None = None
+    for run in range(max(runs, pg_runs)):
+        if run < runs:
+            if indexer is not None:
+                indexer.close()
+            path = work / f"index-{run}.sqlite3"
+            indexer, figures = _first_sync(built, f"sqlite:///{path}")
+            figures["file_bytes"] = _sqlite_bytes(path)
+            syncs.append(figures)
+        if run < pg_runs:
+            fresh = _fresh_database(pg_url, f"index_bench_{run}")
+            pg_indexer, figures = _first_sync(built, fresh)
+            pg_indexer.close()
+            figures["sizes"] = _postgres_bytes(fresh)
+            pg_syncs.append(figures)
+    if indexer is None:
+        raise ValueError("at least one SQLite sync is needed")
+    return syncs, pg_syncs, indexer
 
 
 def _fresh_database(url: str, name: str) -> str:
