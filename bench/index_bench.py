@@ -285,16 +285,16 @@ def _page_rates(start: float, pages: list[tuple[float, int]]) -> list[float]:
 
 
 def _summarize_syncs(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median run's figures (by time), every run's events per second, and the median
-    over every page of every run."""
-    rates = [r["events"] / r["seconds"] for r in runs]
-    middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
-    seconds = middle["seconds"]
+    """Medians over the runs (seconds, each part, events per second = events / median
+    seconds), every run's events per second, and the median over every page of every run."""
+    events = runs[0]["events"]
+    seconds = statistics.median(r["seconds"] for r in runs)
+    parts = {k: statistics.median(r["parts_s"][k] for r in runs) for k in runs[0]["parts_s"]}
     pages = [rate for r in runs for rate in r["page_rates"]]
     return {
         "runs": len(runs),
-        "events": middle["events"],
-        "pages": middle["pages"],
+        "events": events,
+        "pages": runs[0]["pages"],
         "page_events_per_s": {
             "n": len(pages),
             "p50": round(statistics.median(pages), 1),
@@ -302,14 +302,12 @@ def _summarize_syncs(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "max": round(max(pages), 1),
         },
         "seconds": round(seconds, 3),
-        "open_s": round(middle["open_s"], 3),
-        "events_per_s": round(statistics.median(rates), 1),
-        "events_per_s_each_run": [round(r, 1) for r in rates],
-        "parts_s": {k: round(v, 3) for k, v in middle["parts_s"].items()},
-        "parts_share": {k: round(v / seconds, 3) for k, v in middle["parts_s"].items()},
-        "us_per_event": {
-            k: round(v * 1e6 / middle["events"], 1) for k, v in middle["parts_s"].items()
-        },
+        "open_s": round(statistics.median(r["open_s"] for r in runs), 3),
+        "events_per_s": round(events / seconds, 1),
+        "events_per_s_each_run": [round(events / r["seconds"], 1) for r in runs],
+        "parts_s": {k: round(v, 3) for k, v in parts.items()},
+        "parts_share": {k: round(v / seconds, 3) for k, v in parts.items()},
+        "us_per_event": {k: round(v * 1e6 / events, 1) for k, v in parts.items()},
     }
 
 
