@@ -45,6 +45,7 @@ from bench.bulk import BulkAnvil, BulkSender, check_all_mined, selector, word
 from bench.common import Deployed, deploy_all
 from bench.instrument import Timers
 from bench.stats import summarize
+from imaging_consent.chain import LocalChain
 from imaging_consent.consent import Purpose
 from imaging_consent.index import sync as sync_module
 from imaging_consent.index import trail_from_chain
@@ -105,7 +106,7 @@ class _Built:
     blocks: int
 
 
-def _send_as(chain: BulkAnvil, txs: list[tuple[str, str, bytes]]) -> None:
+def _send_as(chain: LocalChain, txs: list[tuple[str, str, bytes]]) -> None:
     """Send ``(from, to, calldata)`` from impersonated accounts (fresh: nonces from 0), mined
     ``PER_BLOCK`` to a block.
 
@@ -131,7 +132,7 @@ def _send_as(chain: BulkAnvil, txs: list[tuple[str, str, bytes]]) -> None:
         chain.rpc("evm_setAutomine", True)
 
 
-def _build(chain: BulkAnvil, events: int) -> _Built:
+def _build(chain: LocalChain, events: int) -> _Built:
     """Deploy, then make about ``events`` indexable events (see the module docstring)."""
     started = time.perf_counter()
     deployed = deploy_all(chain)
