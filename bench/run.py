@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/results.json and bench/summary.md.
 
-Usage: ``python -m bench.run [--quick] [--sections gas,latency,large,scale,dicomweb]
+Usage: ``python -m bench.run [--quick] [--sections gas,latency,large,scale,dicomweb,index]
 [--chains anvil] [--out DIR]``.
 Every chain it needs is started here and stopped when done. ``--quick`` runs each section on
 a tiny scale (a smoke run for the tests); its figures mean nothing.
@@ -28,13 +28,13 @@ if str(ROOT / "src") not in sys.path:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import dicomweb, gas_bench, large_study, latency, scale  # noqa: E402
+from bench import dicomweb, gas_bench, index_bench, large_study, latency, scale  # noqa: E402
 from bench.summary import render, splice_readme  # noqa: E402
 from bench.targets import evaluate  # noqa: E402
 
 logger = logging.getLogger("bench")
 
-SECTIONS = ("gas", "latency", "large", "scale", "dicomweb")
+SECTIONS = ("gas", "latency", "large", "scale", "dicomweb", "index")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -53,6 +53,13 @@ def _settings(quick: bool) -> dict[str, Any]:
             "dicomweb_warmup": 1,
             "dicomweb_per_client": 2,
             "dicomweb_slices": 4,
+            "index_events": 600,
+            "index_sync_runs": 1,
+            "index_postgres_runs": 1,
+            "index_query_sizes": [1_000, 3_000],
+            "index_query_runs": 30,
+            "index_trail_runs": 3,
+            "index_chain_runs": 2,
         }
     return {
         "gas_chain": "ganache",
@@ -68,6 +75,13 @@ def _settings(quick: bool) -> dict[str, Any]:
         "dicomweb_warmup": 20,
         "dicomweb_per_client": 25,
         "dicomweb_slices": 300,
+        "index_events": 100_000,
+        "index_sync_runs": 2,
+        "index_postgres_runs": 2,
+        "index_query_sizes": [10_000, 100_000, 1_000_000],
+        "index_query_runs": 200,
+        "index_trail_runs": 20,
+        "index_chain_runs": 3,
     }
 
 
@@ -183,6 +197,20 @@ def main(argv: list[str] | None = None) -> int:
                 slices=settings["dicomweb_slices"],
             )
             results["section_seconds"]["dicomweb"] = round(time.perf_counter() - start, 1)
+        if "index" in sections:
+            start = time.perf_counter()
+            logger.info("section 6: the audit index (%d events)", settings["index_events"])
+            results["index"] = index_bench.run(
+                work / "index",
+                events=settings["index_events"],
+                sync_runs=settings["index_sync_runs"],
+                postgres_runs=settings["index_postgres_runs"],
+                query_sizes=settings["index_query_sizes"],
+                query_runs=settings["index_query_runs"],
+                index_runs=settings["index_trail_runs"],
+                chain_runs=settings["index_chain_runs"],
+            )
+            results["section_seconds"]["index"] = round(time.perf_counter() - start, 1)
     results["targets"] = evaluate(results)
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     results["meta"]["load_average_at_end"] = list(os.getloadavg())

@@ -149,6 +149,34 @@ TARGETS: list[tuple[str, str, float, Callable[[dict[str, Any]], Any], str]] = [
         lambda r: _get(r, "dicomweb", "large_study", "warm_peak_rss_ratio_to_largest_instance"),
         "max",
     ),
+    (
+        "audit index: first sync from Anvil into SQLite (fetch, decode, store)",
+        "events/s",
+        5_000,
+        lambda r: _get(r, "index", "throughput", "sqlite", "events_per_s"),
+        "min",
+    ),
+    (
+        "audit index: first sync from Anvil into PostgreSQL (fetch, decode, store)",
+        "events/s",
+        5_000,
+        lambda r: _get(r, "index", "throughput", "postgresql", "events_per_s"),
+        "min",
+    ),
+    (
+        "audit index: a patient's audit p50 at the largest size (10^6 records in a full run)",
+        "ms",
+        50,
+        lambda r: _get(r, "index", "query", "largest", "p50_ms"),
+        "max",
+    ),
+    (
+        "audit index: a patient's audit p50, largest size / smallest (10^6 / 10^4)",
+        "x",
+        2,
+        lambda r: _get(r, "index", "query", "growth_ratio"),
+        "max",
+    ),
 ]
 
 
