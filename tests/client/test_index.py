@@ -24,12 +24,14 @@ from imaging_consent import errors
 from imaging_consent.access_log import AccessRecord
 from imaging_consent.access_log.break_glass import sign_break_glass
 from imaging_consent.chain import LocalChain, connect
+from imaging_consent.chain.logs import log_pages
 from imaging_consent.consent import Purpose
 from imaging_consent.contracts.deployment import Suite, load, sender_for
 from imaging_consent.dicom import SitePepper
 from imaging_consent.dicom.keys import study_key
 from imaging_consent.gateway import ImageGateway, LogMode
 from imaging_consent.index import trail_from_chain
+from imaging_consent.index.decode import decoders_for
 from imaging_consent.index.notify import BreakGlassNotifier
 from imaging_consent.index.sync import Indexer
 from imaging_consent.provenance import register_study
@@ -437,3 +439,33 @@ def test_progress_is_reported_page_by_page(world: World) -> None:
     assert len(seen) >= 3 and done == sorted(done)
     assert seen[-1][0] == seen[-1][1] == result.cursor - result.first + 1
     assert seen[-1][2] == result.events
+
+
+def test_sliced_decoding_matches_eth_abi_on_every_event(world: World) -> None:
+    gateway = world.gateway(log_mode=LogMode.BATCHED, confirmations=0)
+    gateway.release(CT_STUDY, world.people.requester.address, "TREAT")
+    gateway.flush()
+    gateway.close()
+    _break_glass(world)
+    suite = world.suite
+    decoders = decoders_for(
+        {
+            "ConsentRegistry": suite.consent.address,
+            "StudyRegistry": suite.studies.address,
+            "AccessLog": suite.access_log.address,
+        }
+    )
+    addresses = [suite.consent.address, suite.studies.address, suite.access_log.address]
+    logs = [log for _, _, page in log_pages(suite.session, addresses, None, 0) for log in page]
+    names = set()
+    for log in logs:
+        decoder = decoders[(log["address"].lower(), log["topics"][0].lower())]
+        assert decoder.sliced
+        assert decoder.decode(log) == replace(decoder, sliced=False).decode(log)
+        names.add(decoder.name)
+
+    assert {"StudyRegistered", "ConsentGranted", "BatchAnchored", "BreakGlassAccess"} <= names
+    broken = {**logs[-1], "data": logs[-1]["data"][:-2]}
+    decoder = decoders[(broken["address"].lower(), broken["topics"][0].lower())]
+    with pytest.raises(ValueError, match="wrong length"):
+        decoder.decode(broken)
