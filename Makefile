@@ -20,7 +20,7 @@ SOLC := .solcx/solc-v$(SOLC_VERSION)
 SOURCES := $(wildcard contracts/*.sol contracts/*/*.sol interfaces/*.sol) brownie-config.yaml
 COMPILED := build/.compiled
 
-.PHONY: install orthanc compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
+.PHONY: install orthanc postgresql compile test test-contracts test-client test-stateful lint solhint typecheck gas gas-table artifacts demo bench clean
 
 install: $(INSTALLED_PY) $(INSTALLED_NODE) $(SOLC)
 
@@ -118,7 +118,20 @@ $(TEST_WALLET): web/test-wallet/wallet.js $(INSTALLED_NODE)
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test-client: $(COMPILED) orthanc patient-page chromium
+# PostgreSQL (Debian's package), for the shared audit index's tests: installed when no
+# initdb is found (as root; `apt-get update` first if the install fails). The fixtures run
+# initdb and pg_ctl as the postgres user on throwaway folders (tests/client/postgres_server.py).
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "PostgreSQL is missing: run 'apt-get install -y postgresql' as root" >&2; \
+		exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q postgresql \
+		|| { apt-get update -q && apt-get install -y -q postgresql; }
+
+test-client: $(COMPILED) orthanc postgresql patient-page chromium
 	$(BIN)/python -m pytest -p no:pytest-brownie tests/client
 
 test: lint typecheck test-contracts test-client
