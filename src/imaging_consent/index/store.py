@@ -63,7 +63,8 @@ __all__ = ["AuditIndex", "Deployment", "PageRows", "redact_db_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PURPOSES = {p.value for p in Purpose}
-# A fixed key for PostgreSQL's advisory lock around migrations (two gateways opening at once).
+# A fixed key for PostgreSQL's advisory lock around migrating and claiming a new index (two
+# gateways opening it at once).
 _MIGRATION_LOCK = 0x1C0_1D3C
 
 
@@ -71,7 +72,7 @@ def redact_db_url(url: str) -> str:
     """``url`` with any password hidden, for messages and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<malformed database URL>"
 
 
@@ -193,7 +194,7 @@ class AuditIndex:
         try:
             _private_sqlite(url)
             engine = create_engine(url, pool_pre_ping=True)
-        except (ArgumentError, ImportError) as exc:
+        except (ArgumentError, ValueError, ImportError) as exc:
             raise AuditIndexError(f"malformed audit index URL {shown}: {exc}") from exc
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -212,6 +213,7 @@ class AuditIndex:
     @staticmethod
     def _claim(engine: Engine, follows: Deployment, shown: str) -> Deployment:
         with engine.begin() as conn:
+            _one_opener_at_a_time(conn)
             row = conn.execute(select(deployment)).mappings().first()
             if row is None:
                 conn.execute(
@@ -257,8 +259,16 @@ class AuditIndex:
             with self._engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
-            reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-            raise AuditIndexError(f"cannot read the audit index {self.url}: {reason}") from exc
+            raise AuditIndexError(f"cannot read the audit index {self.url}: {_why(exc)}") from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """One transaction; a lost server is an :class:`AuditIndexError` (nothing is written)."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise AuditIndexError(f"cannot write the audit index {self.url}: {_why(exc)}") from exc
 
     # --- the cursor and its blocks -------------------------------------------------------------
 
@@ -285,8 +295,9 @@ class AuditIndex:
 
         Raises:
             CursorMovedError: If the cursor is no longer at ``expected`` (another writer).
+            AuditIndexError: If the database cannot be reached (the page is not written).
         """
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             self._lock_cursor(conn, expected)
             for table, items in (
                 (consent_events, rows.consent),
@@ -316,8 +327,9 @@ class AuditIndex:
 
         Raises:
             CursorMovedError: If the cursor is no longer at ``expected``.
+            AuditIndexError: If the database cannot be reached (nothing is deleted).
         """
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             self._lock_cursor(conn, expected)
             removed = conn.execute(delete(accesses).where(accesses.c.block_number > ancestor))
             for table in (consent_events, study_events, anchors):
@@ -358,7 +370,7 @@ class AuditIndex:
 
     def add_batch(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store a proven batch's records in one transaction."""
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(accesses.insert(), list(rows))
 
     # --- queries -------------------------------------------------------------------------------
@@ -497,7 +509,7 @@ class AuditIndex:
 
     def note_delivery(self, key: str, *, delivered_at: int | None, error: str | None) -> None:
         """Record one delivery attempt of ``key`` (delivered, or the error it met)."""
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             attempts = conn.execute(
                 select(deliveries.c.attempts).where(deliveries.c.key == key).with_for_update()
             ).scalar_one_or_none()
@@ -512,13 +524,23 @@ class AuditIndex:
                 )
 
 
+def _why(exc: OperationalError) -> str:
+    """The database driver's reason, first line only."""
+    return str(getattr(exc, "orig", exc)).splitlines()[0]
+
+
+def _one_opener_at_a_time(conn: Connection) -> None:
+    """On PostgreSQL, hold the opening lock until ``conn``'s transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+
+
 def _migrate(engine: Engine, shown: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        _one_opener_at_a_time(conn)
         names = set(inspect(conn).get_table_names())
         if names and "alembic_version" not in names:
             raise AuditIndexError(
