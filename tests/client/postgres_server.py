@@ -151,6 +151,10 @@ class PostgresServer:
             time.sleep(0.05)
         raise RuntimeError(f"PostgreSQL did not start: {started.stderr.strip()}; see {self.log}")
 
+    def is_running(self) -> bool:
+        """Whether the server is up (``pg_ctl status``)."""
+        return self.pg_ctl("status").returncode == 0
+
     def stop(self) -> None:
         """Stop the server now (fast: open transactions are rolled back), killing it if need be."""
         stopped = self.pg_ctl(
