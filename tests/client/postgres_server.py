@@ -8,9 +8,11 @@ user on a fresh folder under the system temp folder that it owns (pytest's own t
 private to root); otherwise they run as the current user in a folder under ``workdir``. Each
 cluster listens on a free loopback port only, with its Unix socket in its own folder. Local
 socket connections are trusted; TCP connections (the ones tests make) need the password of the
-user ``app``, which is random. The server is stopped (``pg_ctl stop -m fast``, then a kill of
-the postmaster by its pid) when the ``with`` block ends, even when the test fails, and its folder
-is removed.
+user ``app``, which is random. ``fsync`` is off: a stopped or killed server still keeps each
+transaction whole (that is the write-ahead log's job); only an operating system crash could
+lose data, and these clusters are thrown away. The server is stopped (``pg_ctl stop -m fast``,
+then a kill of the postmaster by its pid) when the ``with`` block ends, even when the test
+fails, and its folder is removed.
 
 Import the fixture into a test module by name (``from postgres_server import postgres``), or use
 :func:`running_postgres` directly.
@@ -140,7 +142,7 @@ class PostgresServer:
         Raises:
             RuntimeError: If it does not answer within ``START_TIMEOUT`` seconds.
         """
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         started = self.pg_ctl(
             "-w", "-t", str(START_TIMEOUT), "-l", str(self.log), "-o", options, "start"
         )

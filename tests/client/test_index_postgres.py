@@ -113,10 +113,13 @@ def stored(url: str) -> tuple[int, list[tuple[int, int]]]:
             cursor = int(conn.execute(select(deployment.c.cursor)).scalar_one())
             rows: list[tuple[int, int]] = []
             for table in (consent_events, study_events, anchors):
-                rows += conn.execute(select(table.c.block_number, table.c.log_index)).tuples()
-            rows += conn.execute(
-                select(accesses.c.block_number, accesses.c.log_index).where(accesses.c.seq == 0)
-            ).tuples()
+                rows += [
+                    (b, i) for b, i in conn.execute(select(table.c.block_number, table.c.log_index))
+                ]
+            on_chain = select(accesses.c.block_number, accesses.c.log_index).where(
+                accesses.c.seq == 0
+            )
+            rows += [(b, i) for b, i in conn.execute(on_chain)]
     finally:
         engine.dispose()
     return cursor, sorted((int(b), int(i)) for b, i in rows)
