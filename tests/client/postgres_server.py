@@ -4,8 +4,9 @@
 server and finds no ``initdb`` fails, naming that target: nothing is skipped.
 
 PostgreSQL refuses to run as root. As root, ``initdb`` and ``pg_ctl`` run as the ``postgres``
-user on a fresh folder under the system temp folder that it owns (pytest's own temp folders are
-private to root); otherwise they run as the current user in a folder under ``workdir``. Each
+user, on a fresh folder it owns in ``workdir`` (or under the system temp folder when that user
+cannot reach ``workdir``, as with pytest's folders, private to root); otherwise they run as the
+current user on a fresh folder in ``workdir``. Each
 cluster listens on a free loopback port only, with its Unix socket in its own folder. Local
 socket connections are trusted; TCP connections (the ones tests make) need the password of the
 user ``app``, which is random. ``fsync`` is off: a stopped or killed server still keeps each
@@ -15,7 +16,7 @@ then a kill of the postmaster by its pid) when the ``with`` block ends, even whe
 fails, and its folder is removed.
 
 Import the fixture into a test module by name (``from postgres_server import postgres``), or use
-:func:`running_postgres` directly.
+:func:`postgres_server` (the server) or :func:`running_postgres` (its URL) directly.
 """
 
 from __future__ import annotations
@@ -127,13 +128,8 @@ class PostgresServer:
         self, *args: str, timeout: float = START_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """Run ``pg_ctl -D data ARGS`` as the server's user."""
-        return subprocess.run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            **_run_as(),
+        return _as_server_user(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), *args, timeout=timeout
         )
 
     def start(self) -> None:
@@ -169,13 +165,29 @@ class PostgresServer:
             os.kill(int(pid_file.read_text().splitlines()[0]), signal.SIGKILL)
 
 
+def _as_server_user(*command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as the user the server runs as; never raises on its exit status."""
+    return subprocess.run(
+        list(command), capture_output=True, text=True, timeout=timeout, check=False, **_run_as()
+    )
+
+
 def _folder(workdir: Path) -> Path:
-    """A fresh folder for one cluster, owned by the user the server runs as."""
+    """A fresh folder for one cluster in ``workdir``, owned by the user the server runs as.
+
+    As root, when the ``postgres`` user cannot reach into ``workdir`` (pytest's folders are
+    private to root), the folder is made under the system temp folder instead.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="pg-", dir=workdir))
     owner = _owner()
     if owner is None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix="pg-", dir=workdir))
-    folder = Path(tempfile.mkdtemp(prefix="pg-"))
+        return folder
+    os.chown(folder, *owner)
+    if _as_server_user("test", "-w", str(folder)).returncode == 0:
+        return folder
+    folder.rmdir()
+    folder = Path(tempfile.mkdtemp(prefix="imaging-consent-pg-"))
     os.chown(folder, *owner)
     return folder
 
@@ -187,38 +199,26 @@ def _init(server: PostgresServer) -> None:
     if owner is not None:
         os.chown(secret, *owner)
     try:
-        subprocess.run(
-            [
-                str(server.bin / "initdb"),
-                "-D",
-                str(server.data),
-                "-U",
-                server.username,
-                f"--pwfile={secret}",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--no-sync",
-            ],
-            capture_output=True,
-            text=True,
+        made = _as_server_user(
+            str(server.bin / "initdb"),
+            f"--pgdata={server.data}",
+            f"--username={server.username}",
+            f"--pwfile={secret}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-sync",
             timeout=120,
-            check=True,
-            **_run_as(),
         )
-    except subprocess.CalledProcessError as exc:
-        pytest.fail(f"initdb failed: {exc.stderr.strip()[-2000:]}")
     finally:
         secret.unlink()
+    if made.returncode != 0:
+        pytest.fail(f"initdb failed: {made.stderr.strip()[-2000:]}")
 
 
 @contextmanager
-def running_postgres(workdir: Path) -> Iterator[PostgresServer]:
-    """Start a fresh PostgreSQL with an empty database ``audit``; yield it; always stop it.
-
-    ``server.url()`` is that database's SQLAlchemy URL
-    (``postgresql+psycopg://app:...@127.0.0.1:PORT/audit``).
-    """
+def postgres_server(workdir: Path) -> Iterator[PostgresServer]:
+    """Start a fresh PostgreSQL with an empty database ``audit``; yield it; always stop it."""
     binaries = postgres_bin()
     folder = _folder(workdir)
     server = PostgresServer(folder, 0, secrets.token_urlsafe(16), binaries)
@@ -241,11 +241,22 @@ def running_postgres(workdir: Path) -> Iterator[PostgresServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def running_postgres(workdir: Path) -> Iterator[str]:
+    """Start a fresh PostgreSQL (see :func:`postgres_server`); yield its database's URL.
+
+    The URL is SQLAlchemy's, ``postgresql+psycopg://app:PASSWORD@127.0.0.1:PORT/audit``; the
+    user may create databases.
+    """
+    with postgres_server(workdir) as server:
+        yield server.url()
+
+
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A running PostgreSQL for the module (an empty cluster of its own)."""
-    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as server:
         yield server
 
 
-__all__ = ["PostgresServer", "postgres", "postgres_bin", "running_postgres"]
+__all__ = ["PostgresServer", "postgres", "postgres_bin", "postgres_server", "running_postgres"]

@@ -134,6 +134,10 @@ SAME_AS_SQLITE = [
     on_sqlite.test_batched_records_enter_with_proofs_once_anchored,
     on_sqlite.test_reorg_that_removes_an_access_record_is_undone,
     on_sqlite.test_reorg_that_replaces_a_revocation_shows_the_grant_again,
+    on_sqlite.test_break_glass_webhook_retries_then_delivers_once,
+    on_sqlite.test_break_glass_webhook_down_keeps_it_pending_until_it_is_back,
+    on_sqlite.test_follower_keeps_the_index_up_and_imports_the_gateways_batches,
+    on_sqlite.test_progress_is_reported_page_by_page,
 ]
 
 
