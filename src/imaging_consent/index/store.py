@@ -40,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 from web3.types import EventData
 
@@ -193,7 +193,9 @@ class AuditIndex:
         shown = redact_db_url(url)
         try:
             _private_sqlite(url)
-            engine = create_engine(url, pool_pre_ping=True)
+            # A PostgreSQL host that never answers fails after 10 s rather than hanging.
+            options = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+            engine = create_engine(url, pool_pre_ping=True, connect_args=options)
         except (ArgumentError, ValueError, ImportError) as exc:
             raise AuditIndexError(f"malformed audit index URL {shown}: {exc}") from exc
         if engine.dialect.name == "sqlite":
@@ -368,10 +370,18 @@ class AuditIndex:
             ).first()
         return found is not None
 
-    def add_batch(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Store a proven batch's records in one transaction."""
-        with self._writing() as conn:
-            conn.execute(accesses.insert(), list(rows))
+    def add_batch(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Store a proven batch's records in one transaction.
+
+        Returns:
+            False if another writer stored the same batch first (nothing is written twice).
+        """
+        try:
+            with self._writing() as conn:
+                conn.execute(accesses.insert(), list(rows))
+        except IntegrityError:
+            return False
+        return True
 
     # --- queries -------------------------------------------------------------------------------
 

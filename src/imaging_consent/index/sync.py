@@ -37,7 +37,7 @@ from imaging_consent.chain.session import redact_url
 from imaging_consent.consent.inputs import parse_address
 from imaging_consent.consent.purposes import Purpose
 from imaging_consent.contracts.deployment import Suite
-from imaging_consent.errors import ChainUnavailableError, LogQueryError
+from imaging_consent.errors import AuditIndexError, ChainUnavailableError, LogQueryError
 from imaging_consent.index.decode import Decoded, decoders_for
 from imaging_consent.index.store import (
     AuditIndex,
@@ -241,6 +241,8 @@ class Indexer:
                 break
             except (_ChainMovedError, CursorMovedError) as exc:
                 logger.info("audit index: %s; reading again", exc)
+        else:
+            logger.warning("audit index: the chain or another writer kept moving; stopped early")
         batched = self.import_batches()
         cursor = self.index.deployment().cursor
         return SyncResult(first, cursor, latest, events, batched, rolled_back, removed)
@@ -260,7 +262,7 @@ class Indexer:
         while not stop.is_set():
             try:
                 result = self.sync(progress=progress)
-            except ChainUnavailableError as exc:
+            except (ChainUnavailableError, AuditIndexError) as exc:
                 logger.warning("audit index: %s; retrying in %.0f s", exc, interval)
             else:
                 if on_sync is not None:
@@ -409,8 +411,8 @@ class Indexer:
                 if not verify_proof(tree.root, record.leaf(), proof):
                     raise AssertionError("a Merkle proof built here failed to verify")
                 rows.append(_batched_row(record, entry.reason, anchor, position, b"".join(proof)))
-            self.index.add_batch(rows)
-            added += len(rows)
+            if self.index.add_batch(rows):
+                added += len(rows)
         return added
 
     def prove(self, event: AccessEvent) -> bool:
