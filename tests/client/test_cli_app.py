@@ -545,6 +545,10 @@ def test_every_configuration_variable_is_documented() -> None:
         "IMAGING_CONSENT_SERVE_ALLOW_ORIGINS",
         "IMAGING_CONSENT_SERVE_TOKEN_LIFETIME",
         "IMAGING_CONSENT_SERVE_WORK_DIR",
+        "IMAGING_CONSENT_SERVE_NETWORK_NAME",
+        "IMAGING_CONSENT_SERVE_TX_LINK",
+        "IMAGING_CONSENT_SERVE_RELAY_PER_HOUR",
+        "IMAGING_CONSENT_SERVE_LABELS",
         "IMAGING_CONSENT_BREAK_GLASS_WEBHOOK",
     }
     used = set(re.findall(r"IMAGING_CONSENT_[A-Z_]+", "".join(

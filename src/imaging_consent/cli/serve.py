@@ -12,6 +12,7 @@ Uvicorn's access log is off: request paths carry study UIDs. Log lines follow th
 
 from __future__ import annotations
 
+import os
 import signal
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,10 +29,14 @@ from imaging_consent.cli.stores import OrthancOpt, StoreOpt, site_store
 from imaging_consent.gateway import ImageGateway, LogMode
 from imaging_consent.index.notify import BreakGlassNotifier
 from imaging_consent.server import MAX_TOKEN_LIFETIME, ServerSettings, create_app
+from imaging_consent.server.patient import PatientSettings, parse_label
 
 __all__ = ["app"]
 
 app = typer.Typer()
+
+#: ``ADDRESS=NAME`` pairs separated by ``;`` (names have spaces, so not the usual list variable).
+LABELS_ENV = "IMAGING_CONSENT_SERVE_LABELS"
 
 
 @app.command("serve")
@@ -100,9 +105,52 @@ def serve(
             "the manifest).",
         ),
     ] = None,
+    network_name: Annotated[
+        str | None,
+        typer.Option(
+            "--network-name",
+            envvar="IMAGING_CONSENT_SERVE_NETWORK_NAME",
+            help="The chain's name as the patient page shows it (default: chain <id>).",
+        ),
+    ] = None,
+    tx_link: Annotated[
+        str | None,
+        typer.Option(
+            "--tx-link",
+            envvar="IMAGING_CONSENT_SERVE_TX_LINK",
+            help="The network's transaction link for the patient page: https:// with {tx} once "
+            "where the hash goes (default: none, the plain hash).",
+        ),
+    ] = None,
+    relay_per_hour: Annotated[
+        int,
+        typer.Option(
+            "--relay-per-hour",
+            envvar="IMAGING_CONSENT_SERVE_RELAY_PER_HOUR",
+            help="Consent changes relayed per patient in any hour.",
+        ),
+    ] = 10,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help=f"ADDRESS=NAME: the name the patient page shows for an account (repeatable; "
+            f"env {LABELS_ENV}, pairs separated by ';').",
+        ),
+    ] = None,
 ) -> None:
     """Serve the release gate as DICOMweb (QIDO-RS, WADO-RS) to signed-in wallets."""
     url = public_url or f"http://{host}:{port}"
+    labels = label or [p for p in os.environ.get(LABELS_ENV, "").split(";") if p.strip()]
+    try:
+        patient = PatientSettings(
+            tx_link=tx_link,
+            network_name=network_name,
+            relay_per_hour=relay_per_hour,
+            labels=tuple(parse_label(text) for text in labels),
+        )
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
     sender = ws.sender()
     folder = work_dir or ws.manifest_path.parent / f"serve-{ws.session.chain_id}-{sender.address}"
     try:
@@ -138,7 +186,7 @@ def serve(
             if webhook is not None and indexer is not None
             else None
         )
-        service = create_app(settings, gateway, index=indexer, notifier=notifier)
+        service = create_app(settings, gateway, patient=patient, index=indexer, notifier=notifier)
         out_console.print(
             f"serving DICOMweb at [bold]{url}/dicom-web[/] as gateway {gateway.address} "
             f"({gateway.log_mode.value} logging); sign in at {url}/auth/login"

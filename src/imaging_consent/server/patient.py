@@ -5,8 +5,11 @@ Routes (docs/patient-page.md):
 - ``GET /patient``: the page built by ``make patient-page`` (503 problem+json if it is not
   built), with this deployment's settings in it; ``GET /patient/app.js``, ``/patient/style.css``.
 - ``GET /patient/api/studies``: the patient's studies at this site.
-- ``GET /patient/api/history``: their grants, guardians, consent changes and accesses (one
-  :func:`~imaging_consent.index.trail_from_chain` call).
+- ``GET /patient/api/history``: their grants, guardians, consent changes and accesses, from
+  the audit index if the server keeps one, else from the chain's logs; with where it was read
+  and how many blocks it is behind the chain.
+- ``GET /patient/api/report.html``, ``/patient/api/report.fhir.json``: the same trail as a file
+  to keep (:func:`~imaging_consent.audit.audit_html`, :func:`~imaging_consent.audit.audit_fhir`).
 - ``POST /patient/api/typed-data``: the EIP-712 Grant or Revoke for the wallet to sign, exactly
   as ``imaging-consent consent sign`` builds it.
 - ``POST /patient/api/relay``: the signed consent, sent with the gateway's key
@@ -23,29 +26,33 @@ is the token's address and sees and changes only their own consent.
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from eth_typing import ChecksumAddress
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from imaging_consent.audit import audit_fhir, audit_html
 from imaging_consent.consent import ConsentClient
+from imaging_consent.consent.inputs import parse_address
 from imaging_consent.consent.relay import DEFAULT_SIGNATURE_LIFETIME
 from imaging_consent.consent.signing import SignedConsent
 from imaging_consent.errors import ImagingConsentError
 from imaging_consent.gateway import ImageGateway
-from imaging_consent.index import trail_from_chain
+from imaging_consent.index import AuditTrail, trail_from_chain
 from imaging_consent.index.sync import Indexer
 from imaging_consent.server.auth import Principal
 from imaging_consent.server.patient_view import patient_studies, purposes_json, trail_json
 from imaging_consent.server.problems import problem
 from imaging_consent.server.relayer import PatientRequestError, Relayer, refusal
 
-__all__ = ["PAGE_DIR", "PatientSettings", "on_patient_problem", "patient_router"]
+__all__ = ["PAGE_DIR", "PatientSettings", "on_patient_problem", "parse_label", "patient_router"]
 
 #: Where ``make patient-page`` puts the built page.
 PAGE_DIR = Path(__file__).resolve().parent / "static" / "patient"
@@ -58,6 +65,12 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+#: The downloaded report runs nothing and loads nothing: inline style and its own plot only.
+_REPORT_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'; sandbox"
+)
+_LABEL_LENGTH = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +83,12 @@ class PatientSettings:
             (``https://sepolia.etherscan.io/tx/{tx}``); None on a local chain (plain hash).
         network_name: The chain's name as patients know it (default: ``chain <id>``).
         relay_per_hour: Consent changes the gateway relays per patient per sliding hour.
-        labels: Names the site knows accounts by, as (address, label) pairs.
+        labels: Names the site knows accounts by, as (address, label) pairs (see
+            :func:`parse_label`).
 
     Raises:
-        ValueError: On a link without ``{tx}`` or not http(s), or a limit below 1.
+        ValueError: On a link that is not ``https://host/...`` with exactly one ``{tx}``, an
+            empty network name, a limit below 1, or a label that is not an address and a name.
     """
 
     page_dir: Path = PAGE_DIR
@@ -83,12 +98,62 @@ class PatientSettings:
     labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.tx_link is not None and (
-            "{tx}" not in self.tx_link or not self.tx_link.startswith(("https://", "http://"))
-        ):
-            raise ValueError("the transaction link must be an http(s) URL containing {tx}")
+        if self.tx_link is not None:
+            _check_tx_link(self.tx_link)
+        if self.network_name is not None and not _printable(self.network_name):
+            raise ValueError("the network name must be printable text of 1 to 80 characters")
         if self.relay_per_hour < 1:
             raise ValueError("the relay limit must be at least 1 per hour")
+        for address, label in self.labels:
+            parse_label(f"{address}={label}")
+
+
+def _check_tx_link(link: str) -> None:
+    """Refuse a transaction link a patient's browser should not be sent to.
+
+    Raises:
+        ValueError: If it is not ``https://host/...`` with ``{tx}`` exactly once (outside the
+            host) and no other braces, whitespace or control characters.
+    """
+    parts = urlsplit(link)
+    rest = link.replace("{tx}", "", 1)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or "{" in parts.netloc
+        or link.count("{tx}") != 1
+        or any(c in rest for c in "{} ")
+        or not _printable(link, 2000)
+    ):
+        raise ValueError(
+            "the transaction link must be an https:// URL with {tx} exactly once where the "
+            "transaction hash goes, e.g. https://sepolia.etherscan.io/tx/{tx}"
+        )
+
+
+def _printable(text: str, longest: int = _LABEL_LENGTH) -> bool:
+    """Non-blank text of at most ``longest`` characters with no control characters."""
+    return (
+        0 < len(text) <= longest
+        and bool(text.strip())
+        and not any(unicodedata.category(c).startswith("C") for c in text)
+    )
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """``ADDRESS=NAME``: the name the site knows an account by, as (checksummed address, name).
+
+    Raises:
+        ValueError: If it is not an address, ``=`` and a name of 1 to 80 printable characters
+            (an :class:`~imaging_consent.errors.InvalidAddressError` for a bad address).
+    """
+    address, equals, name = text.partition("=")
+    if not equals:
+        raise ValueError("a label is ADDRESS=NAME, for example 0x5B38...ddC4=Dr Lee, radiology")
+    name = name.strip()
+    if not _printable(name):
+        raise ValueError(f"a label's name must be 1 to {_LABEL_LENGTH} printable characters")
+    return parse_address(address.strip(), "label"), name
 
 
 class TypedDataBody(BaseModel):
@@ -187,13 +252,23 @@ def patient_router(
         found = patient_studies(gateway, caller.address)
         return {"patient": caller.address, "studies": [s.to_json() for s in found]}
 
+    def trail_of(patient: ChecksumAddress) -> AuditTrail:
+        return index.trail(patient) if index is not None else trail_from_chain(suite, patient)
+
     @router.get("/patient/api/history")
     def history(caller: Caller) -> dict[str, Any]:
-        if index is not None:
-            trail = index.trail(caller.address)
-        else:
-            trail = trail_from_chain(suite, caller.address)
+        trail = trail_of(caller.address)
         return trail_json(trail, patient_studies(gateway, caller.address), labels)
+
+    @router.get("/patient/api/report.html")
+    def report_html(caller: Caller) -> Response:
+        text = audit_html(trail_of(caller.address), int(clock()))
+        return _report(text, "text/html; charset=utf-8", "imaging-audit-report.html")
+
+    @router.get("/patient/api/report.fhir.json")
+    def report_fhir(caller: Caller) -> Response:
+        text = audit_fhir(trail_of(caller.address), int(clock()))
+        return _report(text, "application/fhir+json", "imaging-audit-report.fhir.json")
 
     @router.post("/patient/api/typed-data")
     def typed_data(body: TypedDataBody, caller: Caller) -> dict[str, Any]:
@@ -225,6 +300,17 @@ def patient_router(
         }
 
     return router
+
+
+def _report(text: str, media_type: str, filename: str) -> Response:
+    """The patient's audit report as a file to save, which runs and loads nothing if opened."""
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Security-Policy": _REPORT_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+    return Response(text, media_type=media_type, headers=headers)
 
 
 def _signed(body: RelayBody) -> SignedConsent:

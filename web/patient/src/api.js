@@ -26,7 +26,16 @@ export function signedIn() {
 
 /** Call the gateway; throw ApiError on a refusal, UnreachableError if it does not answer. */
 export async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
+  return (await send(method, path, body, "application/json")).json().catch(() => null);
+}
+
+/** Fetch a file the signed-in patient may download (their report), as a Blob. */
+export async function download(path, accept) {
+  return (await send("GET", path, undefined, accept)).blob();
+}
+
+async function send(method, path, body, accept) {
+  const headers = { Accept: accept };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -39,16 +48,11 @@ export async function call(method, path, body) {
   } catch (_) {
     throw new UnreachableError("the gateway cannot be reached");
   }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch (_) {
-    data = null;
-  }
   if (!response.ok) {
     if (response.status === 401) token = null;
+    const data = await response.json().catch(() => null);
     const title = (data && data.title) || `error ${response.status}`;
     throw new ApiError(response.status, title, data && data.detail, response.headers.get("Retry-After"));
   }
-  return data;
+  return response;
 }

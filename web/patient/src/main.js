@@ -1,6 +1,6 @@
 // The patient's page: sign in with a wallet, see studies, access and history; give and stop access.
 import { isAddress, getAddress } from "viem";
-import { ApiError, UnreachableError, call, setToken, signedIn } from "./api.js";
+import { ApiError, UnreachableError, call, download, setToken, signedIn } from "./api.js";
 import { account, day, h, identifiedWords, purposes, replace, show, when } from "./ui.js";
 import * as wallet from "./wallet.js";
 
@@ -227,17 +227,21 @@ function confirmRevoke(grant, i) {
   replace(
     `grant-${i}-actions`,
     h("p", { class: "confirm", role: "alert" }, `Stop access for ${who} to ${grant.scope.words}? From the moment the chain confirms it, they can no longer open these images. Your wallet will ask you to sign; it is free.`),
-    h("button", { type: "button", id: `revoke-${i}`, onclick: () => busy("Stopping access", () => revoke(grant)) }, "Yes, stop this access"),
+    h("button", { type: "button", id: `revoke-${i}`, onclick: () => busy("Stopping access", () => revoke(grant, "relay")) }, "Yes, stop this access"),
     h("button", { type: "button", class: "secondary", onclick: () => renderAccess() }, "No, keep it"),
+    h("p", { class: "hint" }, "Or your wallet can send the change itself, paying a small fee in ETH:"),
+    h("button", { type: "button", class: "secondary", onclick: () => busy("Stopping access", () => revoke(grant, "wallet")) }, "Stop it from my wallet (needs ETH)"),
   );
   document.getElementById(`revoke-${i}`).focus();
 }
 
-async function revoke(grant) {
+async function revoke(grant, via) {
   if (!(await onRightChain())) return;
   const body = { kind: "revoke", grantee: grant.grantee.address, scope: grant.scope.all ? null : grant.scope.key };
   const who = grant.grantee.label || grant.grantee.address;
-  await relaySigned(body, `Stopping access for ${who} to ${grant.scope.words}`);
+  const doing = `Stopping access for ${who} to ${grant.scope.words}`;
+  if (via === "wallet") await walletSends(doing, "revoke", [body.grantee, body.scope || ALL_STUDIES]);
+  else await relaySigned(body, doing);
 }
 
 // --- give access ------------------------------------------------------------------------------
@@ -361,7 +365,7 @@ function review() {
       h("p", {}, via === "relay"
         ? "Next, your wallet asks you to sign this consent. Signing is free: the site sends it to the chain for you."
         : "Next, your wallet sends this consent to the chain itself and asks you to pay a small fee in ETH."),
-      h("button", { type: "button", id: "sign-grant", onclick: () => busy("Giving access", () => giveAccess(request, via, label ? label.label : grantee)) }, "Open my wallet to sign"),
+      h("button", { type: "button", id: "sign-grant", onclick: () => busy("Giving access", () => giveAccess(request, via, label ? label.label : grantee)) }, via === "relay" ? "Open my wallet to sign" : "Open my wallet to send it"),
       h("button", { type: "button", class: "secondary", onclick: () => { replace("review"); document.getElementById("grantee").focus(); } }, "Change something"),
     ),
   );
@@ -373,12 +377,18 @@ async function giveAccess(request, via, who) {
   const doing = `Giving ${who} access`;
   if (via === "wallet") {
     const mask = config.purposes.reduce((m, p, i) => (request.purposes.includes(p.code) ? m | (1 << i) : m), 0);
-    const hash = await wallet.sendCall(state.address, config.registry, "grant", [request.grantee, request.scope || ALL_STUDIES, mask, request.identified, 0, request.expiresAt]);
-    await track(hash, doing);
+    await walletSends(doing, "grant", [request.grantee, request.scope || ALL_STUDIES, mask, request.identified, 0, request.expiresAt]);
   } else {
     await relaySigned(request, doing);
   }
   replace("review");
+}
+
+/** The wallet sends a ConsentRegistry call itself (the patient pays the fee); follow it. */
+async function walletSends(doing, functionName, args) {
+  notify("pending", "Waiting for your wallet", `${doing}: please check the transaction in your wallet and confirm it. Your wallet pays a small fee in ETH.`);
+  const hash = await wallet.sendCall(state.address, config.registry, functionName, args);
+  await track(hash, doing);
 }
 
 /** The gateway builds the typed data, the wallet signs it, the gateway sends it. */
@@ -452,19 +462,28 @@ function appoint() {
 
 async function setGuardian(address, end) {
   if (!(await onRightChain())) return;
-  notify("pending", "Waiting for your wallet", "Please check the transaction in your wallet and confirm it.");
-  const hash = await wallet.sendCall(state.address, config.registry, "setDelegate", [address, ALL_STUDIES, end]);
-  await track(hash, end ? "Appointing your guardian" : "Removing your guardian");
+  await walletSends(end ? "Appointing your guardian" : "Removing your guardian", "setDelegate", [address, ALL_STUDIES, end]);
 }
 
 // --- history ----------------------------------------------------------------------------------
 
+/** Where the history was read, and how far behind the chain it is, in words. */
+function sourceWords({ source, behind, now }) {
+  if (source !== "index") return `Read straight from the chain just now: it is complete up to ${when(now)}.`;
+  if (!behind) return `Read from the site's audit index (its copy of the chain's records), which is up to date with the chain: complete up to ${when(now)}.`;
+  const blocks = `${behind} block${behind === 1 ? "" : "s"}`;
+  return `Read from the site's audit index (its copy of the chain's records), which is ${blocks} behind the chain. The chain adds a block every few seconds; anything recorded after ${when(now)} may not show yet. Reload in a minute to see it.`;
+}
+
 function renderHistory() {
-  const { accesses, consents, source, behind } = state.history;
-  const lag = source === "index" && behind ? ` It may miss the last ${behind} blocks.` : "";
+  const { accesses, consents } = state.history;
   replace(
     "history-body",
-    h("p", { class: "hint" }, `Every time someone asked for your images through this site, it was recorded on the chain. Read from the ${source === "index" ? "site's audit index" : "chain"}.${lag}`),
+    h("p", { class: "hint" }, "Every time someone asked for your images through this site, it was recorded on the chain."),
+    h("p", { class: "hint", id: "history-source" }, sourceWords(state.history)),
+    h("p", { class: "downloads" }, "Keep a copy of your record: ",
+      reportLink("/patient/api/report.html", "text/html", "imaging-audit-report.html", "as a page to read (HTML)"), " or ",
+      reportLink("/patient/api/report.fhir.json", "application/fhir+json", "imaging-audit-report.fhir.json", "for health record apps (FHIR)"), "."),
     accesses.length
       ? h("table", {},
           h("caption", { class: "visually-hidden" }, "Who looked at your images"),
@@ -490,6 +509,20 @@ function renderHistory() {
           ))))
       : h("p", {}, "You have not changed your consent yet."),
   );
+}
+
+/** A link to the patient's own report: fetched with their sign-in, then saved by the browser. */
+function reportLink(path, accept, filename, text) {
+  return h("a", { href: path, download: filename, onclick: (event) => { event.preventDefault(); busy("Downloading your record", () => save(path, accept, filename)); } }, text);
+}
+
+async function save(path, accept, filename) {
+  const url = URL.createObjectURL(await download(path, accept));
+  const link = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
 // --- start ------------------------------------------------------------------------------------
