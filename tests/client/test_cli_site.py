@@ -587,3 +587,33 @@ def test_index_sync_follow_keeps_up_and_stops_cleanly_on_ctrl_c(consented: World
     cursor = json.loads(status.stdout)["cursor"]
     assert f"up to block {cursor}" in stderr
     assert "Traceback" not in stderr
+
+
+def test_index_accesses_per_study_accessor_and_gateway(consented: World) -> None:
+    world = consented
+    study = world.key_of(CT_STUDY)
+
+    per_gateway = world.run("index", "accesses", "--gateway", world.address(GATEWAY), "--json",
+                            key=None)  # fmt: skip
+    released = world.run("index", "accesses", "--study", study, "--kind", "granted",
+                         "--accessor", world.address(RADIOLOGIST), "--json", key=None)  # fmt: skip
+    newest = world.run("index", "accesses", "--study", study, "--limit", "1", "--json", key=None)
+    table = world.run("index", "accesses", "--study", study, key=None, env={"COLUMNS": "80"})
+    nothing = world.run("index", "accesses", key=None)
+    bad_key = world.run("index", "accesses", "--study", "0x1234", key=None)
+
+    assert per_gateway.returncode == 0, per_gateway.stderr
+    everything = json.loads(per_gateway.stdout)["accesses"]
+    assert everything and all(a["gateway"] == world.address(GATEWAY) for a in everything)
+    granted = json.loads(released.stdout)["accesses"]
+    assert granted and all(
+        a["kind"] == "granted" and a["study_key"] == study
+        and a["accessor"] == world.address(RADIOLOGIST) for a in granted
+    )  # fmt: skip
+    stamps = [a["timestamp"] for a in everything if a["study_key"] == study]
+    [latest] = json.loads(newest.stdout)["accesses"]
+    assert latest["timestamp"] == max(stamps)
+    assert table.returncode == 0 and study in table.stdout
+    assert_full_width(table.stdout, 80)
+    assert nothing.returncode == 2 and "at least one of --patient" in nothing.stderr
+    assert bad_key.returncode == 2 and "--study" in bad_key.stderr

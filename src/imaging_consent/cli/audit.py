@@ -10,7 +10,6 @@ import dataclasses
 import enum
 import io
 import os
-import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,11 +25,10 @@ from imaging_consent.cli.common import (
     address,
     err_console,
     out_console,
-    parse_when,
     spinner,
     with_workspace,
 )
-from imaging_consent.cli.index import IndexOpt, open_indexer
+from imaging_consent.cli.index import IndexOpt, moment, open_indexer
 from imaging_consent.cli.tables import audit_view
 from imaging_consent.index import AuditTrail, trail_from_chain
 
@@ -67,18 +65,6 @@ def _table_text(trail: AuditTrail) -> str:
     for part in audit_view(trail):
         console.print(part)
     return buffer.getvalue()
-
-
-_AGO = re.compile(r"^\s*\d+\s*[smhdw]\s*$", re.IGNORECASE)
-
-
-def _moment(value: str | None, what: str) -> int | None:
-    """``--since``/``--until``: an ISO date or datetime, or a duration meaning that long ago."""
-    if value is None:
-        return None
-    if _AGO.match(value):
-        return int(time.time()) - parse_when(value, 0, what)  # the duration, counted back
-    return parse_when(value, 0, what)
 
 
 def read_trail(
@@ -157,7 +143,7 @@ def audit(
     chosen = AuditFormat.JSON if as_json else output_format
     trail = read_trail(
         ws, patient, index=index, from_chain=from_chain,
-        since=_moment(since, "--since"), until=_moment(until, "--until"),
+        since=moment(since, "--since"), until=moment(until, "--until"),
     )  # fmt: skip
     if trail.source == "index":
         err_console.print(f"from the audit index, {trail.behind} block(s) behind the chain")

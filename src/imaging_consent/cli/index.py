@@ -8,7 +8,10 @@ the manifest (``outbox-<chainId>-*.sqlite3``) and those named with ``--outbox``.
 
 from __future__ import annotations
 
+import enum
+import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -17,20 +20,25 @@ from typing import Annotated, Any
 import typer
 
 from imaging_consent.access_log import Outbox
+from imaging_consent.audit.document import record
 from imaging_consent.cli.common import (
     JsonOpt,
+    UsageProblem,
     Workspace,
+    address,
     err_console,
     out_console,
+    parse_when,
     print_json,
     progress,
     with_workspace,
 )
 from imaging_consent.cli.entry import Interrupted
+from imaging_consent.cli.tables import accesses_table
 from imaging_consent.index.notify import BreakGlassNotifier
 from imaging_consent.index.sync import DEFAULT_CONFIRMATIONS, Indexer, SyncResult
 
-__all__ = ["IndexOpt", "WebhookOpt", "app", "open_indexer"]
+__all__ = ["IndexOpt", "WebhookOpt", "app", "moment", "open_indexer"]
 
 app = typer.Typer(name="index", help="The audit index: sync it from the chain, see its state.")
 
@@ -59,6 +67,34 @@ ConfirmationsOpt = Annotated[
         "--confirmations", min=0, help="Blocks an event must be under before it is indexed."
     ),
 ]
+
+
+def _study_key(value: str) -> bytes:
+    text = value.strip().lower().removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise UsageProblem(f"--study: expected a study key (0x and 64 hex digits), got {value!r}")
+    return bytes.fromhex(text)
+
+
+class AccessKindOpt(str, enum.Enum):
+    """The kinds of access record."""
+
+    GRANTED = "granted"
+    DENIED = "denied"
+    BREAK_GLASS = "break_glass"
+
+
+_AGO = re.compile(r"^\s*\d+\s*[smhdw]\s*$", re.IGNORECASE)
+
+
+def moment(value: str | None, what: str) -> int | None:
+    """``--since``/``--until``: an ISO date or datetime, or a duration meaning that long ago."""
+    if value is None:
+        return None
+    if _AGO.match(value):
+        return int(time.time()) - parse_when(value, 0, what)  # the duration, counted back
+    return parse_when(value, 0, what)
+
 
 # Show a progress bar when a sync has more blocks to read than this.
 _LONG_SYNC = 20_000
@@ -234,3 +270,82 @@ def status(ws: Workspace, index: IndexOpt = None, as_json: JsonOpt = False) -> N
         return
     for key, value in document.items():
         out_console.print(f"{key.replace('_', ' ')}: {value}")
+
+
+@app.command("accesses")
+@with_workspace(signs=False)
+def accesses(
+    ws: Workspace,
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Only this patient's.", show_default=False)
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Only this study key (0x + 64 hex).", show_default=False),
+    ] = None,
+    accessor: Annotated[
+        str | None,
+        typer.Option(
+            "--accessor",
+            help="Only those this account asked for (grantee or clinician).",
+            show_default=False,
+        ),
+    ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", help="Only those this gateway recorded.", show_default=False),
+    ] = None,
+    kind: Annotated[
+        list[AccessKindOpt] | None,
+        typer.Option("--kind", help="Only this kind (repeatable).", show_default=False),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="From then: an ISO date, or a duration ago (30d).", show_default=False
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Before then (same forms).", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="At most this many, the newest.", show_default=False),
+    ] = None,
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Access records from the index, per patient, study, accessor or gateway (newest first).
+
+    Releases, refusals and break-glass, on chain and batched; at least one of --patient,
+    --study, --accessor or --gateway.
+    """
+    if not any((patient, study, accessor, gateway)):
+        raise UsageProblem("give at least one of --patient, --study, --accessor, --gateway")
+    owner = address(patient, "--patient") if patient else None
+    key = _study_key(study) if study else None
+    asker = address(accessor, "--accessor") if accessor else None
+    recorder = address(gateway, "--gateway") if gateway else None
+    first, last = moment(since, "--since"), moment(until, "--until")
+    with open_indexer(ws, index, create=False) as indexer:
+        if indexer is None:
+            raise UsageProblem(
+                "no audit index: run 'imaging-consent index sync' first, or pass --index"
+            )
+        found = indexer.index.accesses(
+            patient=owner,
+            study_key=key,
+            accessor=asker,
+            gateway=recorder,
+            kinds=[k.value for k in kind] if kind else None,
+            since=first,
+            until=last,
+            limit=limit,
+        )
+        cursor = indexer.index.deployment().cursor
+    err_console.print(f"from the audit index, complete up to block {cursor}")
+    if as_json:
+        print_json({"cursor": cursor, "accesses": [record(e) for e in reversed(found)]})
+        return
+    out_console.print(accesses_table(found, f"{len(found)} access record(s), newest first"))

@@ -36,6 +36,7 @@ from imaging_consent.stores import FolderStore, ImageStore, InstanceRecord
 
 __all__ = [
     "CountingStore",
+    "accesses_table",
     "audit_tables",
     "audit_view",
     "fit",
@@ -163,6 +164,16 @@ def _consent_row(event: ConsentEvent) -> list[str]:
         "",
         event.tx_hash,
     ]
+
+
+def accesses_table(events: tuple[AccessEvent, ...], title: str) -> RenderableType:
+    """Access records (newest first), fitted to the console like the audit trail's events."""
+    table = Table(title=title)
+    for column in ("when", "what", "who", "study", "why", "outcome", "gateway", "tx"):
+        table.add_column(column)
+    for event in reversed(events):
+        table.add_row(*_access_row(event))
+    return fit(table)
 
 
 def audit_tables(suite: Suite, patient: str) -> tuple[RenderableType, RenderableType]:

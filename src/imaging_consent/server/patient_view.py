@@ -107,10 +107,16 @@ def _study(gateway: ImageGateway, uid: str, key: bytes) -> PatientStudy:
     )
 
 
-def purposes_json(purposes: Iterable[Purpose] = Purpose) -> list[dict[str, str]]:
-    """Purposes as the page shows them: code, name and plain-language description."""
+def purposes_json(purposes: Iterable[Purpose] = Purpose) -> list[dict[str, str | int]]:
+    """Purposes as the page shows them: code, name, plain-language description, and the bit
+    index ConsentRegistry's ``purposes`` mask uses for it (for a grant the wallet sends)."""
     return [
-        {"code": p.name, "name": PURPOSE_WORDS[p][0], "description": PURPOSE_WORDS[p][1]}
+        {
+            "code": p.name,
+            "name": PURPOSE_WORDS[p][0],
+            "description": PURPOSE_WORDS[p][1],
+            "bit": p.value,
+        }
         for p in sorted(purposes, key=lambda p: p.value)
     ]
 

@@ -376,7 +376,7 @@ async function giveAccess(request, via, who) {
   if (!(await onRightChain())) return;
   const doing = `Giving ${who} access`;
   if (via === "wallet") {
-    const mask = config.purposes.reduce((m, p, i) => (request.purposes.includes(p.code) ? m | (1 << i) : m), 0);
+    const mask = config.purposes.reduce((m, p) => (request.purposes.includes(p.code) ? m | (1 << p.bit) : m), 0);
     await walletSends(doing, "grant", [request.grantee, request.scope || ALL_STUDIES, mask, request.identified, 0, request.expiresAt]);
   } else {
     await relaySigned(request, doing);
