@@ -37,7 +37,12 @@ from imaging_consent.chain.session import redact_url
 from imaging_consent.consent.inputs import parse_address
 from imaging_consent.consent.purposes import Purpose
 from imaging_consent.contracts.deployment import Suite
-from imaging_consent.errors import AuditIndexError, ChainUnavailableError, LogQueryError
+from imaging_consent.errors import (
+    AuditIndexError,
+    ChainError,
+    ChainUnavailableError,
+    LogQueryError,
+)
 from imaging_consent.index.decode import Decoded, decoders_for
 from imaging_consent.index.store import (
     AuditIndex,
@@ -257,16 +262,16 @@ class Indexer:
     ) -> None:
         """Sync, then sync again every ``interval`` seconds until ``stop`` is set.
 
-        A sync that meets an unreachable chain is logged and retried at the next interval.
+        A sync (or ``on_sync``) that meets an unreachable or refusing chain or a failing database
+        is logged and retried at the next interval.
         """
         while not stop.is_set():
             try:
                 result = self.sync(progress=progress)
-            except (ChainUnavailableError, AuditIndexError) as exc:
-                logger.warning("audit index: %s; retrying in %.0f s", exc, interval)
-            else:
                 if on_sync is not None:
                     on_sync(result)
+            except (ChainError, AuditIndexError) as exc:
+                logger.warning("audit index: %s; retrying in %.0f s", exc, interval)
             stop.wait(interval)
 
     @property

@@ -14,14 +14,35 @@ import threading
 from imaging_consent.errors import ImagingConsentError
 from imaging_consent.gateway import ImageGateway
 from imaging_consent.index.notify import BreakGlassNotifier
-from imaging_consent.index.sync import Indexer
+from imaging_consent.index.sync import Indexer, SyncResult
 
 __all__ = ["IndexFollower", "OutboxFlusher"]
 
 logger = logging.getLogger(__name__)
 
 
-class OutboxFlusher:
+class _Background:
+    """A daemon thread running :meth:`_run` until :meth:`stop` sets ``_stop``."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread after its current step and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class OutboxFlusher(_Background):
     """Flushes a gateway's outbox every ``interval`` seconds in a background thread.
 
     Args:
@@ -30,20 +51,13 @@ class OutboxFlusher:
     """
 
     def __init__(self, gateway: ImageGateway, interval: float) -> None:
+        super().__init__("outbox-flush")
         self._gateway = gateway
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-flush", daemon=True)
-
-    def start(self) -> None:
-        """Start flushing."""
-        self._thread.start()
 
     def stop(self) -> None:
         """Stop the timer and flush one last time (what fails stays in the outbox)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().stop()
         self.flush()
 
     def flush(self) -> None:
@@ -58,9 +72,11 @@ class OutboxFlusher:
             self.flush()
 
 
-class IndexFollower:
-    """Keeps an audit index up with the chain in a background thread, importing the gateway's
-    anchored batches, and delivers break-glass notifications after each sync.
+class IndexFollower(_Background):
+    """Keeps an audit index up with the chain in a background thread (:meth:`Indexer.follow`:
+    the gateway's anchored batches imported, a failed sync retried), and delivers break-glass
+    notifications after each sync. Stopping waits for the current sync: each page is one
+    transaction, so nothing is half-written.
 
     Args:
         indexer: The index and the chain it follows (with the gateway's outbox).
@@ -71,28 +87,14 @@ class IndexFollower:
     def __init__(
         self, indexer: Indexer, interval: float, notifier: BreakGlassNotifier | None = None
     ) -> None:
+        super().__init__("index-follow")
         self._indexer = indexer
         self._interval = interval
         self._notifier = notifier
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="index-follow", daemon=True)
-
-    def start(self) -> None:
-        """Start following."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current sync (each page is one transaction: nothing is half-written)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._indexer.sync()
-                if self._notifier is not None:
-                    self._notifier.deliver()
-            except ImagingConsentError as exc:
-                logger.warning("the audit index could not sync (%s); retrying", type(exc).__name__)
-            self._stop.wait(self._interval)
+        self._indexer.follow(self._stop, interval=self._interval, on_sync=self._notify)
+
+    def _notify(self, _result: SyncResult) -> None:
+        if self._notifier is not None:
+            self._notifier.deliver()
